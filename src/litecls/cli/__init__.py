@@ -1,0 +1,1 @@
+"""The ``litecls`` command line."""

@@ -1,0 +1,65 @@
+"""Export a PyTorch classifier to a deployable .tflite: convert, quantize, add metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from litecls.errors import ExportError
+from litecls.export.metadata import ModelMetadata, read_metadata, write_metadata
+from litecls.export.quantize import PRECISIONS
+from litecls.export.spec import ExportSpec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def spec_metadata(spec: ExportSpec, precision: str) -> ModelMetadata:
+    """The metadata litecls writes for ``spec`` at ``precision``."""
+    mean, std = spec.metadata_normalization()
+    return ModelMetadata(
+        name=spec.name, description=f"{spec.description} Precision: {precision}.".strip(),
+        version=spec.version, author=spec.author, license=spec.license,
+        mean=[mean], std=[std], color_space="RGB" if spec.channels == 3 else "GRAYSCALE",
+        labels=list(spec.labels), display_names=dict(spec.display_names))
+
+
+def export_tflite(model: nn.Module | None, spec: ExportSpec, precision: str = "float32",
+                  calibration: Callable[[], Iterable[np.ndarray]] | None = None,
+                  float_model: bytes | None = None) -> bytes:
+    """Return the bytes of a .tflite for ``model`` at ``precision``, with metadata.
+
+    ``calibration`` (needed for ``int8``) returns uint8 NHWC images of the
+    input size. ``float_model`` reuses an already converted float32 file.
+    """
+    from litecls.export import quantize
+    from litecls.export.convert import convert_float32
+
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if float_model is None and model is None:
+        raise ExportError("export needs a PyTorch model or an already converted float32 model")
+    base = float_model if float_model is not None else convert_float32(model, spec)
+    if precision == "float32":
+        body = base
+    elif precision == "float16":
+        body = quantize.quantize_float16(base)
+    elif precision == "dynamic":
+        body = quantize.quantize_dynamic(base)
+    else:
+        if calibration is None:
+            raise ExportError("int8 export needs calibration images")
+        body = quantize.quantize_int8(base, spec, calibration())
+    from litecls.export import flatbuffer
+
+    flat = flatbuffer.write(flatbuffer.read(body))  # inline any offset buffers before re-packing
+    flatbuffer.check_roundtrip(body, flat, "inlining buffers")
+    result = write_metadata(flat, spec_metadata(spec, precision))
+    flatbuffer.check_roundtrip(flat, result, "writing metadata")
+    return result
+
+
+__all__ = ["PRECISIONS", "ExportSpec", "ModelMetadata", "export_tflite", "read_metadata",
+           "write_metadata"]

@@ -1,0 +1,72 @@
+"""The model registry: every zoo model's pretrained config in one place (timm style).
+
+A :class:`ModelConfig` says everything needed to build, feed and ship a model:
+input size, normalisation, resize/crop policy, label set, weights package and
+licence. ``mean``/``std`` are in pixel units (0-255), applied as
+``(pixel - mean) / std`` per RGB channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from litecls.errors import UnknownModelError
+
+if TYPE_CHECKING:  # torch is only needed to build models, not to describe them
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Pretrained configuration of one zoo model."""
+
+    name: str
+    display_name: str
+    description: str
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    #: Fraction of the resized short side kept by the centre crop (e.g. 0.875 = 224 of 256).
+    crop_pct: float
+    #: PIL resampling used for the resize ("bicubic" or "bilinear").
+    interpolation: str
+    weights_package: str
+    weights_license: str
+    factory: Callable[[], nn.Module] = field(repr=False, compare=False)
+    num_classes: int = 1000
+    label_set: str = "imagenet"
+    paper_top1: float | None = None  # ImageNet top-1 reported by the weights' authors, in %
+
+    @property
+    def scalar_normalization(self) -> bool:
+        """True when one mean/std serves all channels, so it can live in TFLite metadata."""
+        return len(set(self.mean)) == 1 and len(set(self.std)) == 1
+
+
+_REGISTRY: dict[str, ModelConfig] = {}
+
+
+def register(config: ModelConfig) -> ModelConfig:
+    """Add a model config to the registry; names are unique."""
+    if config.name in _REGISTRY:
+        raise ValueError(f"model {config.name!r} is already registered")
+    _REGISTRY[config.name] = config
+    return config
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, in registration order."""
+    return list(_REGISTRY)
+
+
+def get_config(name: str) -> ModelConfig:
+    """The config of model ``name``; an unknown name lists the valid ones."""
+    key = name.strip().lower().replace("-", "_")
+    try:
+        return _REGISTRY[key]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}; valid models: {', '.join(list_models())}"
+        ) from None

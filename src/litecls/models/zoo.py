@@ -1,0 +1,144 @@
+"""The model zoo: build pretrained models into cached, deployable .tflite files.
+
+``build("efficientnet_lite0", "int8")`` converts once and then returns the
+cached path. The float32 file is the base of the other precisions, so it is
+converted once per model. Files are written to a temporary name and renamed,
+so an interrupted build never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from litecls.errors import CacheDirError, ExportError
+from litecls.export.quantize import PRECISIONS
+from litecls.export.spec import ExportSpec
+from litecls.models.registry import ModelConfig, get_config
+
+DEFAULT_MODEL = "efficientnet_lite0"
+DEFAULT_PRECISION = "int8"
+
+Progress = Callable[[str], None]
+
+
+def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where built models live: ``override``, else ``$LITECLS_CACHE``, else XDG cache/litecls."""
+    if override is not None:
+        return Path(override).expanduser()
+    if os.environ.get("LITECLS_CACHE"):
+        return Path(os.environ["LITECLS_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "litecls" / "models"
+
+
+def model_filename(name: str, precision: str) -> str:
+    """File name of a zoo model at a precision: ``NAME-PRECISION.tflite``."""
+    return f"{get_config(name).name}-{precision}.tflite"
+
+
+def parse_model_ref(ref: str) -> tuple[str, str]:
+    """Split ``"efficientnet_lite0"`` or ``"efficientnet_lite0:int8"`` into (name, precision)."""
+    name, _, precision = ref.partition(":")
+    precision = precision or DEFAULT_PRECISION
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return get_config(name).name, precision
+
+
+def zoo_spec(config: ModelConfig) -> ExportSpec:
+    """The export spec of a zoo model: its config, ImageNet labels and display names."""
+    from litecls.models.labels import imagenet_display_names, imagenet_labels
+
+    return ExportSpec(
+        name=config.display_name, labels=list(imagenet_labels()),
+        display_names={"en": list(imagenet_display_names())},
+        input_size=(config.input_size, config.input_size), mean=config.mean, std=config.std,
+        description=config.description, version="1", author="litecls",
+        license=config.weights_license, crop_pct=config.crop_pct)
+
+
+def calibration_images(config: ModelConfig) -> list:
+    """Representative photos prepared exactly as at inference (uint8, 1xHxWx3)."""
+    from litecls.processing.image import prepare_image
+    from litecls.samples import calibration_photos
+
+    size = (config.input_size, config.input_size)
+    return [prepare_image(p, size, crop_pct=config.crop_pct, interpolation=config.interpolation)[None]
+            for p in calibration_photos()]
+
+
+def _writable_dir(folder: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CacheDirError(f"cannot create model cache directory {folder}: {exc.strerror}; "
+                            "set --cache-dir or LITECLS_CACHE to a writable folder") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CacheDirError(f"model cache directory {folder} is not writable; "
+                            "set --cache-dir or LITECLS_CACHE to a writable folder")
+    return folder
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename (never half-written)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def built_path(name: str, precision: str, cache: str | os.PathLike | None = None) -> Path | None:
+    """Path of an already built zoo file, or ``None``."""
+    path = cache_dir(cache) / model_filename(name, precision)
+    return path if path.is_file() else None
+
+
+def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLike | None = None,
+          force: bool = False, progress: Progress | None = None) -> Path:
+    """Build (or reuse) zoo model ``name`` at ``precision``; return the .tflite path.
+
+    Also writes ``labels.txt`` beside it. ``progress`` receives one line per step.
+    """
+    say = progress or (lambda _msg: None)
+    config = get_config(name)
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    folder = _writable_dir(cache_dir(cache))
+    target = folder / model_filename(config.name, precision)
+    if target.is_file() and not force:
+        return target
+
+    from litecls.export import export_tflite, flatbuffer
+
+    spec = zoo_spec(config)
+    labels = folder / "labels.txt"
+    if not labels.is_file():
+        atomic_write(labels, ("\n".join(spec.labels) + "\n").encode())
+    started = time.perf_counter()
+    base = None
+    if precision != "float32":
+        base_path = build(config.name, "float32", cache, force=False, progress=progress)
+        base = flatbuffer.strip_metadata(base_path.read_bytes())
+    model = None
+    if base is None:
+        from litecls.models import create_model
+
+        say(f"{config.name}: loading ImageNet weights from {config.weights_package}")
+        model = create_model(config.name)
+    say(f"{config.name}: {'converting to float32' if base is None else 'quantizing to ' + precision}")
+    data = export_tflite(model, spec, precision,
+                         calibration=lambda: calibration_images(config), float_model=base)
+    atomic_write(target, data)
+    say(f"{config.name}: wrote {target} ({len(data) / 1e6:.1f} MB, "
+        f"{time.perf_counter() - started:.0f} s)")
+    return target

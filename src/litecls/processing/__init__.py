@@ -1,0 +1,1 @@
+"""Preprocessing (image -> input tensor) and postprocessing (scores -> categories)."""

