@@ -1,4 +1,4 @@
-"""``litecls models list | build | info``: the zoo from the command line."""
+"""``litecls models list | build | info | report | choose``: the zoo from the command line."""
 
 from __future__ import annotations
 
@@ -30,6 +30,37 @@ def register(commands: argparse._SubParsersAction) -> None:
     info.add_argument("model", help="a .tflite file or a zoo name (NAME[:PRECISION])")
     info.add_argument("--cache-dir")
     info.set_defaults(func=cmd_info)
+
+    report = sub.add_parser("report", help="size, latency, accuracy of every model x precision here",
+                            description="Builds what is missing, times every file at 1 and all threads "
+                                        "(interleaved), evaluates each on labelled images (default: the "
+                                        "20 labelled ImageNet sample photos) and marks the Pareto front.")
+    _measure_options(report)
+    report.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    report.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    report.add_argument("--json", metavar="FILE", help="also write JSON (for choose --report)")
+    report.add_argument("--plot", metavar="PNG", help="accuracy-vs-latency scatter with the Pareto front")
+    report.set_defaults(func=cmd_report)
+
+    choose = sub.add_parser("choose", help="the most accurate zoo model within a latency budget here")
+    choose.add_argument("--budget-ms", type=float, required=True, help="p50 latency budget in ms")
+    choose.add_argument("--max-size-mb", type=float, help="largest acceptable file size in MB")
+    choose.add_argument("--threads", type=int, help="judge latency at this thread count "
+                                                   "(default: all usable cores)")
+    choose.add_argument("--report", metavar="JSON", help="use a 'models report --json' file instead of "
+                                                         "measuring now")
+    _measure_options(choose)
+    choose.set_defaults(func=cmd_choose)
+
+
+def _measure_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", help="comma-separated model names (default: every zoo model)")
+    p.add_argument("--precisions", "-p", default=",".join(PRECISIONS),
+                   help=f"comma-separated precisions (default: {','.join(PRECISIONS)})")
+    p.add_argument("--data", help="labelled folder or path,label file (default: the sample photos)")
+    p.add_argument("--runs", type=int, default=30, help="timed runs per file and thread count (default 30)")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up runs (default 5)")
+    p.add_argument("--cache-dir", help="model cache (default: $LITECLS_CACHE or XDG cache)")
 
 
 def _progress(message: str) -> None:
@@ -117,3 +148,80 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
         return "  ".join(out)
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _measure(args: argparse.Namespace):
+    """Run the zoo report for the models/precisions/data the arguments name."""
+    from litecls.evaluation.dataset import load_labelled, sample_set
+    from litecls.evaluation.report import build_report
+    from litecls.models import get_config, list_models
+
+    models = [get_config(m).name for m in args.models.split(",") if m.strip()] if args.models \
+        else list_models()
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown or not precisions:
+        raise ValueError(f"unknown precision {unknown[0] if unknown else '(none)'}; "
+                         f"choose from {', '.join(PRECISIONS)}")
+    if args.runs < 1 or args.warmup < 0:
+        raise ValueError("--runs must be 1 or more and --warmup 0 or more")
+    dataset = load_labelled(args.data) if args.data else sample_set()
+    return build_report(models, precisions, dataset, args.cache_dir, runs=args.runs, warmup=args.warmup,
+                        progress=_progress)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Measure every model x precision and print/write the table."""
+    from pathlib import Path
+
+    from litecls.evaluation import report as rep
+
+    try:
+        result = _measure(args)
+    except ValueError as exc:
+        print(f"litecls: error: {exc}", file=sys.stderr)
+        return 2
+    header, rows = rep.table_rows(result)
+    print(format_table(header, rows))
+    print(f"\nmachine: {result.machine['cpu_model']}, {result.machine['usable_cores']} usable cores, "
+          f"SIMD {' '.join(result.machine['simd'])}; latency: p50 of {result.runs} interleaved runs of "
+          f"invoke() on a ready tensor; accuracy on {result.data}; Pareto at {result.threads[-1]} thread(s)")
+    for note in result.notes:
+        print(f"note: {note}")
+    if args.markdown:
+        Path(args.markdown).write_text(rep.to_markdown(result) + "\n", encoding="utf-8")
+        print(f"markdown: {args.markdown}")
+    if args.csv:
+        Path(args.csv).write_text(rep.to_csv(result), encoding="utf-8")
+        print(f"csv: {args.csv}")
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        print(f"json: {args.json}")
+    if args.plot:
+        rep.plot_report(result, args.plot)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def cmd_choose(args: argparse.Namespace) -> int:
+    """Pick the most accurate model within the budget; exit 1 when none fits."""
+    from litecls.evaluation import report as rep
+
+    try:
+        result = rep.load_report(args.report) if args.report else _measure(args)
+        if args.threads is not None and args.threads not in result.threads:
+            raise ValueError(f"--threads {args.threads}: latencies were measured at "
+                             f"{', '.join(map(str, result.threads))} thread(s)")
+        choice = rep.choose(result, args.budget_ms, args.max_size_mb, args.threads)
+    except (ValueError, OSError, KeyError) as exc:
+        print(f"litecls: error: {exc}", file=sys.stderr)
+        return 2
+    if choice.row is None:
+        print("no model fits:")
+    else:
+        print(f"choose {choice.row.name}  ({choice.row.path})")
+    for reason in choice.reasons:
+        print(f"  {reason}")
+    return 0 if choice.row is not None else 1

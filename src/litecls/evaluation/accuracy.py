@@ -1,0 +1,191 @@
+"""Top-k accuracy of a classifier on labelled images, per class, with its common confusions.
+
+Images stream through :meth:`ImageClassifier.classify_many` (decoding runs
+ahead in worker threads while the interpreter works), so a large folder
+costs about its inference time. Images whose label the model does not know
+and images that cannot be read are counted and reported, and left out of
+the accuracy: a model cannot be right about a class it does not have.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from litecls.errors import DatasetError, LabelsError
+from litecls.evaluation.dataset import LabelledSet, LabelMatcher
+from litecls.tasks import ImageClassifier
+
+MAX_K = 5
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class ClassAccuracy:
+    """Accuracy on the images of one true class."""
+
+    label: str
+    images: int
+    top1: int
+    top5: int
+
+    @property
+    def top1_accuracy(self) -> float:
+        """Fraction of the class's images whose best guess is right."""
+        return self.top1 / self.images if self.images else 0.0
+
+
+@dataclass
+class Prediction:
+    """One evaluated image: its true class and the model's best ``MAX_K`` classes."""
+
+    path: str
+    true_index: int
+    top: list[int]
+    top_scores: list[float]
+
+
+@dataclass
+class EvaluationResult:
+    """What :func:`evaluate` measured."""
+
+    model: str
+    source: str
+    labels: list[str]
+    predictions: list[Prediction]
+    #: Dataset label names the model does not know, with their image counts.
+    unknown_labels: dict[str, int] = field(default_factory=dict)
+    suggestions: dict[str, list[str]] = field(default_factory=dict)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def evaluated(self) -> int:
+        """Images that count towards the accuracy."""
+        return len(self.predictions)
+
+    @property
+    def left_out(self) -> int:
+        """Images given but not evaluated (unknown label, unreadable, or without a label)."""
+        return sum(self.unknown_labels.values()) + len(self.unreadable) + len(self.skipped)
+
+    def correct(self, k: int) -> int:
+        """Images whose true class is among the best ``k``."""
+        return sum(p.true_index in p.top[:k] for p in self.predictions)
+
+    def top_k(self, k: int) -> float:
+        """Top-``k`` accuracy (0..1) over the evaluated images."""
+        return self.correct(k) / self.evaluated if self.evaluated else 0.0
+
+    def per_class(self) -> list[ClassAccuracy]:
+        """Accuracy per true class, worst first (then by name)."""
+        groups: dict[int, list[Prediction]] = {}
+        for p in self.predictions:
+            groups.setdefault(p.true_index, []).append(p)
+        rows = [ClassAccuracy(self._name(i), len(ps), sum(p.top[0] == i for p in ps),
+                              sum(i in p.top[:5] for p in ps)) for i, ps in groups.items()]
+        return sorted(rows, key=lambda r: (r.top1_accuracy, r.label))
+
+    def confusions(self, n: int = 10) -> list[tuple[str, str, int]]:
+        """The ``n`` most common ``(true, predicted, count)`` top-1 mistakes."""
+        counts = Counter((p.true_index, p.top[0]) for p in self.predictions if p.top[0] != p.true_index)
+        return [(self._name(t), self._name(q), c) for (t, q), c in counts.most_common(n)]
+
+    def confusion_matrix(self) -> tuple[list[str], np.ndarray]:
+        """Rows: the true classes present; columns: the same classes plus "other" (any other class)."""
+        classes = sorted({p.true_index for p in self.predictions})
+        position = {c: i for i, c in enumerate(classes)}
+        matrix = np.zeros((len(classes), len(classes) + 1), dtype=np.int64)
+        for p in self.predictions:
+            matrix[position[p.true_index], position.get(p.top[0], len(classes))] += 1
+        return [self._name(c) for c in classes], matrix
+
+    def _name(self, index: int) -> str:
+        return self.labels[index] if 0 <= index < len(self.labels) else str(index)
+
+    def to_dict(self, per_image: bool = False) -> dict:
+        """JSON-ready summary; ``per_image`` adds every prediction."""
+        data = {
+            "model": self.model, "data": self.source, "images": self.evaluated + self.left_out,
+            "evaluated": self.evaluated, "left_out": self.left_out,
+            "top_k": {str(k): round(self.top_k(k), 6) for k in range(1, MAX_K + 1)},
+            "correct": {str(k): self.correct(k) for k in range(1, MAX_K + 1)},
+            "per_class": [{"label": c.label, "images": c.images, "top1": c.top1, "top5": c.top5,
+                           "top1_accuracy": round(c.top1_accuracy, 6)} for c in self.per_class()],
+            "confusions": [{"true": t, "predicted": p, "count": c} for t, p, c in self.confusions()],
+            "unknown_labels": self.unknown_labels, "suggestions": self.suggestions,
+            "unreadable": [{"file": f, "error": e} for f, e in self.unreadable],
+            "skipped": [{"item": f, "reason": r} for f, r in self.skipped],
+        }
+        if per_image:
+            data["predictions"] = [{"file": p.path, "true": self._name(p.true_index),
+                                    "top": [self._name(i) for i in p.top],
+                                    "scores": [round(s, 6) for s in p.top_scores]} for p in self.predictions]
+        return data
+
+
+def evaluate(classifier: ImageClassifier, dataset: LabelledSet, workers: int = 2,
+             progress: ProgressFn | None = None) -> EvaluationResult:
+    """Classify every image of ``dataset`` with ``classifier`` and score the answers.
+
+    ``classifier`` must rank at least :data:`MAX_K` categories with no
+    threshold or allow/deny list (create it with ``max_results=-1`` or 5).
+    Raises :class:`LabelsError` when the model has no labels to match names
+    against, or no dataset label names a model class.
+    """
+    labels = classifier.labels
+    needs_names = any(isinstance(label, str) for _, label in dataset.items)
+    if labels is None:
+        if needs_names:
+            raise LabelsError(f"{classifier.options.model_path}: the model has no labels to match the "
+                              "dataset's label names against; pass a labels file")
+        labels = [str(i) for i in range(classifier.signature.output.num_classes)]
+    matcher = LabelMatcher(labels, classifier.display_names)
+    known: list[tuple[Path, int]] = []
+    unknown: Counter[str] = Counter()
+    for path, label in dataset.items:
+        index = matcher.index(label)
+        if index is None:
+            unknown[str(label)] += 1
+        else:
+            known.append((path, index))
+    suggestions = {name: matcher.suggest(name) for name in unknown}
+    result = EvaluationResult(model=str(classifier.options.model_path), source=dataset.source,
+                              labels=list(labels), predictions=[], unknown_labels=dict(unknown),
+                              suggestions=suggestions, skipped=list(dataset.skipped))
+    if not known:
+        names = ", ".join(repr(n) for n in list(unknown)[:5])
+        raise LabelsError(f"none of the {len(unknown)} label name(s) in {dataset.source} is a label of the "
+                          f"model ({names}{', ...' if len(unknown) > 5 else ''}); check the folder names "
+                          f"against the model's labels (litecls models info MODEL)")
+    # classify_many yields in input order, so the n-th answer belongs to known[n].
+    for done, (path, answer) in enumerate(classifier.classify_many((p for p, _ in known), workers), 1):
+        if isinstance(answer, Exception):
+            result.unreadable.append((str(path), str(answer)))
+        else:
+            top = answer.categories[:MAX_K]
+            if len(top) < min(MAX_K, len(labels)):
+                raise DatasetError("the classifier returned fewer than 5 categories; create it with "
+                                   "max_results=-1 or 5, no score threshold and no allow/deny list")
+            result.predictions.append(Prediction(str(path), known[done - 1][1], [c.index for c in top],
+                                                 [c.score for c in top]))
+        if progress is not None:
+            progress(done, len(known))
+    return result
+
+
+def evaluate_model(model: str, dataset: LabelledSet, num_threads: int | None = None, workers: int = 2,
+                   labels: str | None = None, cache_dir: str | None = None,
+                   progress: ProgressFn | None = None) -> EvaluationResult:
+    """:func:`evaluate` with a classifier created for ``model`` (a .tflite path or a zoo name)."""
+    from litecls.tasks import ImageClassifierOptions
+
+    options = ImageClassifierOptions(model_path=model, max_results=MAX_K, num_threads=num_threads,
+                                     labels=labels, cache_dir=cache_dir)
+    with ImageClassifier.create_from_options(options) as classifier:
+        return evaluate(classifier, dataset, workers=workers, progress=progress)

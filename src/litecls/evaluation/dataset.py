@@ -1,0 +1,188 @@
+"""Labelled images to evaluate on: a folder per class, a ``path,label`` file, or the sample photos.
+
+Labels are *names* (folder names, CSV labels) except for the sample photos,
+which carry ImageNet class indices. :class:`LabelMatcher` maps names to a
+model's output indices: exactly, then ignoring case, ``_``/``-``/spaces, and
+finally by any of the model's display-name synonyms ("goldfish, Carassius
+auratus"). Names it cannot map are reported with close matches, never
+dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from litecls.errors import DatasetError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+_HEADER_NAMES = {"path", "file", "filename", "image", "image_path"}
+
+
+@dataclass
+class LabelledSet:
+    """Images with their labels: a name (``str``) or a class index (``int``).
+
+    ``skipped`` holds ``(item, reason)`` for inputs that carry no usable
+    label, e.g. images lying next to the class folders.
+    """
+
+    items: list[tuple[Path, str | int]]
+    source: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _images_under(folder: Path) -> list[Path]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(root) / f for f in sorted(files)
+                     if Path(f).suffix.lower() in IMAGE_SUFFIXES and not f.startswith("."))
+    return found
+
+
+def image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files as given, folders searched recursively for images (sorted)."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        found.extend(_images_under(path) if path.is_dir() else [path])
+    return found
+
+
+def load_folder(root: str | os.PathLike) -> LabelledSet:
+    """``root/<label>/*.jpg`` (searched recursively inside each label folder).
+
+    Raises :class:`DatasetError` for a missing or empty folder, and for one
+    whose images are not in label sub-folders (nothing says their label).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    items: list[tuple[Path, str | int]] = []
+    empty = []
+    for folder in classes:
+        images = _images_under(folder)
+        if not images:
+            empty.append(folder.name)
+        items.extend((path, folder.name) for path in images)
+    loose = [p for p in sorted(root.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    skipped = [(str(p), "image not in a label folder: its label is unknown") for p in loose]
+    skipped += [(str(root / name), "label folder without images") for name in empty]
+    if not items:
+        if loose:
+            raise DatasetError(
+                f"{root}: {len(loose)} image(s) but no label folders; put each image in a folder named "
+                f"after its label (e.g. {root}/goldfish/1.jpg), or give a CSV file of path,label lines")
+        raise DatasetError(f"{root}: no images found (expected {root}/<label>/<image>, "
+                           f"with extensions {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return LabelledSet(items, f"folder {root}", skipped)
+
+
+def load_csv(path: str | os.PathLike) -> LabelledSet:
+    """A text/CSV file of ``path,label`` lines; paths are relative to the file's folder.
+
+    A header line (``path,label``), blank lines and ``#`` comments are
+    skipped; quote labels that contain commas. Raises :class:`DatasetError`
+    for a missing file, a line without a label, or a file without entries.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read: {exc}") from None
+    items: list[tuple[Path, str | int]] = []
+    for number, row in enumerate(csv.reader(text.splitlines()), 1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        if number == 1 and row[0].strip().lower() in _HEADER_NAMES:
+            continue
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise DatasetError(f"{path}, line {number}: expected 'path,label', got {','.join(row)!r}")
+        image = Path(row[0].strip())
+        items.append((image if image.is_absolute() else path.parent / image, ",".join(row[1:]).strip()))
+    if not items:
+        raise DatasetError(f"{path}: no 'path,label' lines")
+    return LabelledSet(items, f"list {path}")
+
+
+def load_labelled(data: str | os.PathLike) -> LabelledSet:
+    """A folder (:func:`load_folder`) or a ``path,label`` file (:func:`load_csv`)."""
+    path = Path(data)
+    if path.is_dir():
+        return load_folder(path)
+    if path.is_file():
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            raise DatasetError(f"{path}: a single image has no label; give a folder of label folders "
+                               "or a CSV file of path,label lines")
+        return load_csv(path)
+    raise DatasetError(f"{path}: no such folder or file")
+
+
+def sample_set() -> LabelledSet:
+    """The 20 labelled ImageNet validation photos shipped in foolbox's wheel (class indices)."""
+    from litecls.samples import labelled_imagenet_photos
+
+    return LabelledSet([(p, i) for p, i in labelled_imagenet_photos()],
+                       "the 20 labelled ImageNet sample photos (foolbox)")
+
+
+def write_csv(dataset: LabelledSet, out: str | os.PathLike, labels: Sequence[str] | None = None) -> Path:
+    """Write ``dataset`` as ``path,label`` lines; class indices become ``labels[index]`` names."""
+    out = Path(out)
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label"])
+        for image, label in dataset.items:
+            writer.writerow([str(Path(image).resolve()),
+                             labels[label] if isinstance(label, int) and labels else label])
+    return out
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", name.strip().lower())
+
+
+class LabelMatcher:
+    """Map dataset label names to a model's class indices (see the module docstring)."""
+
+    def __init__(self, labels: Sequence[str], display_names: Sequence[str] | None = None) -> None:
+        self.labels = list(labels)
+        self._exact = {name: i for i, name in enumerate(self.labels)}
+        self._loose: dict[str, int] = {}
+        for i, name in enumerate(self.labels):
+            self._loose.setdefault(_key(name), i)
+        # Synonyms only where unambiguous: "crane" is both a bird and a machine.
+        counts = Counter(_key(s) for names in display_names or [] for s in names.split(","))
+        self._synonyms = {}
+        for i, names in enumerate(display_names or []):
+            for synonym in names.split(","):
+                key = _key(synonym)
+                if key and counts[key] == 1 and key not in self._loose:
+                    self._synonyms[key] = i
+
+    def index(self, label: str | int) -> int | None:
+        """The class index of ``label`` (a name, or an index already), or ``None``."""
+        if isinstance(label, int):
+            return label if 0 <= label < len(self.labels) else None
+        if label in self._exact:
+            return self._exact[label]
+        key = _key(label)
+        return self._loose.get(key, self._synonyms.get(key))
+
+    def suggest(self, label: str, n: int = 3) -> list[str]:
+        """Model labels close to an unknown ``label``."""
+        keys = {_key(name): name for name in self.labels}
+        return [keys[k] for k in difflib.get_close_matches(_key(label), list(keys), n=n, cutoff=0.6)]

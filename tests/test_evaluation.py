@@ -1,0 +1,250 @@
+"""``litecls evaluate``, ``models report`` and ``models choose`` on real zoo models and photos (issue #5)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from litecls.cli.main import main
+from litecls.errors import DatasetError, LabelsError
+from litecls.evaluation.accuracy import evaluate
+from litecls.evaluation.dataset import (
+    LabelMatcher,
+    load_csv,
+    load_folder,
+    load_labelled,
+    sample_set,
+    write_csv,
+)
+from litecls.evaluation.report import choose, load_report
+from litecls.models.labels import imagenet_display_names, imagenet_labels
+from litecls.samples import labelled_imagenet_photos
+from litecls.tasks import ImageClassifier, ImageClassifierOptions
+
+ZooModel = Callable[[str, str], Path]
+TWO_MODELS = "efficientnet_lite0,mobilenet_v2"
+
+
+@pytest.fixture(scope="module")
+def int8_model(zoo_model: ZooModel) -> Path:
+    return zoo_model("efficientnet_lite0", "int8")
+
+
+@pytest.fixture(scope="module")
+def hand_count(int8_model: Path) -> dict[int, int]:
+    """Correct answers at k = 1..5 counted from plain ``classify`` calls, one photo at a time."""
+    correct = dict.fromkeys(range(1, 6), 0)
+    options = ImageClassifierOptions(model_path=int8_model, max_results=5)
+    with ImageClassifier.create_from_options(options) as classifier:
+        for path, label in labelled_imagenet_photos():
+            indices = [c.index for c in classifier.classify(path).categories]
+            for k in correct:
+                correct[k] += label in indices[:k]
+    return correct
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def labelled_folder(root: Path, rename: dict[str, str] | None = None) -> Path:
+    """The 20 sample photos copied into ``root/<model label>/``; ``rename`` changes folder names."""
+    labels = imagenet_labels()
+    for path, index in labelled_imagenet_photos():
+        name = (rename or {}).get(labels[index], labels[index])
+        (root / name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, root / name / path.name)
+    return root
+
+
+# -- accuracy ----------------------------------------------------------------------------------------
+
+
+def test_samples_accuracy_equals_counting_classify_results(capsys, int8_model, hand_count):
+    code, out, _err = run_cli(capsys, "evaluate", int8_model, "--samples", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["evaluated"] == 20 and data["left_out"] == 0
+    assert {int(k): v for k, v in data["correct"].items()} == hand_count
+    assert data["top_k"]["1"] == pytest.approx(hand_count[1] / 20)
+    assert data["top_k"]["5"] == pytest.approx(hand_count[5] / 20)
+    # Per-class counts add up to the totals, and confusions are exactly the top-1 misses.
+    assert sum(c["top1"] for c in data["per_class"]) == hand_count[1]
+    assert sum(c["images"] for c in data["per_class"]) == 20
+    assert sum(c["count"] for c in data["confusions"]) == 20 - hand_count[1]
+
+
+def test_folder_and_csv_give_the_same_accuracy_as_the_samples(tmp_path, int8_model, hand_count):
+    folder = labelled_folder(tmp_path / "photos")
+    options = ImageClassifierOptions(model_path=int8_model, max_results=5)
+    with ImageClassifier.create_from_options(options) as classifier:
+        from_folder = evaluate(classifier, load_folder(folder))
+        csv_file = write_csv(sample_set(), tmp_path / "samples.csv", classifier.labels)
+        from_csv = evaluate(classifier, load_labelled(csv_file))
+    for result in (from_folder, from_csv):
+        assert result.evaluated == 20 and result.left_out == 0
+        assert [result.correct(k) for k in range(1, 6)] == [hand_count[k] for k in range(1, 6)]
+
+
+def test_human_text_output_and_confusion_png(capsys, tmp_path, int8_model, hand_count):
+    png = tmp_path / "confusion.png"
+    code, out, _err = run_cli(capsys, "evaluate", int8_model, "--samples", "--confusion", png)
+    assert code == 0
+    assert f"{100 * hand_count[1] / 20:.1f}%" in out and "per class" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_label_name_mismatch_is_reported_not_dropped(capsys, tmp_path, int8_model):
+    labels = imagenet_labels()
+    photos = labelled_imagenet_photos()
+    eagle = labels[22]  # "bald eagle": a folder spelled differently still matches
+    assert any(index == 22 for _, index in photos)
+    jeep_count = sum(labels[i] == "jeep" for _, i in photos)
+    folder = labelled_folder(tmp_path / "photos", {"jeep": "jeeep", eagle: "Bald_Eagle"})
+    code, out, _err = run_cli(capsys, "evaluate", int8_model, folder, "--json")
+    assert code == 1  # images were left out
+    data = json.loads(out)
+    assert data["unknown_labels"] == {"jeeep": jeep_count}
+    assert "jeep" in data["suggestions"]["jeeep"]
+    assert data["evaluated"] == 20 - jeep_count and data["left_out"] == jeep_count
+    assert any(c["label"] == eagle for c in data["per_class"])
+    code, out, _err = run_cli(capsys, "evaluate", int8_model, folder)
+    assert code == 1 and f"'jeeep': {jeep_count} image(s)" in out and "did you mean 'jeep'" in out
+
+
+def test_display_name_synonyms_and_case_match_labels():
+    matcher = LabelMatcher(imagenet_labels(), imagenet_display_names())
+    assert matcher.index("goldfish") == 1
+    assert matcher.index("Carassius auratus") == 1  # a WordNet synonym
+    assert matcher.index("GREAT_WHITE-shark") == 2
+    assert matcher.index("no such thing") is None
+    assert matcher.index(999) == 999 and matcher.index(1000) is None
+
+
+# -- bad data ----------------------------------------------------------------------------------------
+
+
+def test_empty_and_unlabelled_folders_are_clear_errors(capsys, tmp_path, int8_model):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="no images found"):
+        load_folder(empty)
+    code, _out, err = run_cli(capsys, "evaluate", int8_model, empty)
+    assert code == 2 and "no images found" in err
+
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for path, _ in labelled_imagenet_photos()[:3]:
+        shutil.copy(path, loose / path.name)
+    code, _out, err = run_cli(capsys, "evaluate", int8_model, loose)
+    assert code == 2 and "no label folders" in err
+
+    code, _out, err = run_cli(capsys, "evaluate", int8_model, tmp_path / "missing")
+    assert code == 2 and "no such folder or file" in err
+
+
+def test_no_known_label_is_a_labels_error(tmp_path, int8_model):
+    folder = tmp_path / "photos"
+    (folder / "cat_pictures").mkdir(parents=True)
+    shutil.copy(labelled_imagenet_photos()[0][0], folder / "cat_pictures" / "a.jpg")
+    with ImageClassifier.create_from_options(ImageClassifierOptions(model_path=int8_model)) as classifier, \
+            pytest.raises(LabelsError, match="none of the 1 label name"):
+        evaluate(classifier, load_folder(folder))
+
+
+def test_unreadable_images_are_reported(capsys, tmp_path, int8_model):
+    folder = labelled_folder(tmp_path / "photos")
+    (folder / "jeep" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    code, out, _err = run_cli(capsys, "evaluate", int8_model, folder, "--json")
+    data = json.loads(out)
+    assert code == 1 and data["evaluated"] == 20
+    assert len(data["unreadable"]) == 1 and "broken.jpg" in data["unreadable"][0]["file"]
+
+
+def test_csv_lines_are_checked(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,label\nphoto.jpg\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="line 2: expected 'path,label'"):
+        load_csv(bad)
+    ok = tmp_path / "ok.csv"
+    ok.write_text('# comment\nimg/a.jpg,"goldfish, Carassius auratus"\n\n', encoding="utf-8")
+    assert load_csv(ok).items == [(tmp_path / "img" / "a.jpg", "goldfish, Carassius auratus")]
+
+
+def test_model_errors_are_clear(capsys, tmp_path):
+    text = tmp_path / "model.tflite"
+    text.write_text("this is not a model, just some text", encoding="utf-8")
+    code, _out, err = run_cli(capsys, "evaluate", text, "--samples")
+    assert code == 2 and "not a TFLite model" in err
+    code, _out, err = run_cli(capsys, "evaluate", text, "--samples", "--threads", "0")
+    assert code == 2 and "--threads must be a positive integer" in err
+
+
+# -- report and choose ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory, zoo_cache: Path, zoo_model: ZooModel) -> Path:
+    for name in TWO_MODELS.split(","):
+        for precision in ("float32", "int8"):
+            zoo_model(name, precision)
+    out = tmp_path_factory.mktemp("report")
+    code = main(["models", "report", "--models", TWO_MODELS, "-p", "float32,int8", "--runs", "3",
+                 "--warmup", "1", "--cache-dir", str(zoo_cache), "--json", str(out / "report.json"),
+                 "--markdown", str(out / "report.md"), "--csv", str(out / "report.csv"),
+                 "--plot", str(out / "report.png")])
+    assert code == 0
+    return out / "report.json"
+
+
+def test_report_rows_match_evaluate(report_file: Path, zoo_model: ZooModel, hand_count):
+    report = load_report(report_file)
+    assert [r.name for r in report.rows] == ["efficientnet_lite0:float32", "efficientnet_lite0:int8",
+                                             "mobilenet_v2:float32", "mobilenet_v2:int8"]
+    int8_row = report.rows[1]
+    assert int8_row.top1 == pytest.approx(hand_count[1] / 20)
+    assert int8_row.top5 == pytest.approx(hand_count[5] / 20)
+    for row in report.rows:
+        assert row.images == 20 and set(row.latency_ms) == set(report.threads) and report.threads[0] == 1
+        assert all(ms > 0 for ms in row.latency_ms.values())
+        assert row.size_mb == pytest.approx(Path(row.path).stat().st_size / 1e6)
+        assert (row.agreement is None) == (row.precision == "float32")
+    # Pareto rows are not beaten on both axes; every other row is.
+    threads = report.threads[-1]
+    for row in report.rows:
+        mine = (row.latency_ms[threads], row.top1, row.top5)
+        beaten = any(o.latency_ms[threads] <= mine[0] and o.top1 >= row.top1 and o.top5 >= row.top5
+                     and (o.latency_ms[threads], o.top1, o.top5) != mine for o in report.rows if o is not row)
+        assert row.pareto == (not beaten)
+    folder = report_file.parent
+    markdown = (folder / "report.md").read_text(encoding="utf-8")
+    assert markdown.count("\n") == 2 + len(report.rows) and "| mobilenet_v2 | int8 |" in markdown
+    assert (folder / "report.csv").read_text(encoding="utf-8").count("\n") == 1 + len(report.rows)
+    assert (folder / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_choose_picks_the_most_accurate_within_budget(capsys, report_file: Path):
+    report = load_report(report_file)
+    slowest = max(max(r.latency_ms.values()) for r in report.rows)
+    best = max(report.rows, key=lambda r: (r.top1, r.top5, -r.latency_ms[report.threads[-1]], -r.size_mb))
+    choice = choose(report, budget_ms=slowest + 1)
+    assert choice.row is best
+    code, out, _err = run_cli(capsys, "models", "choose", "--budget-ms", slowest + 1, "--report", report_file)
+    assert code == 0 and out.startswith(f"choose {best.name}") and "the most accurate of the 4" in out
+
+    # A size limit below every float32 file leaves the int8 files only.
+    limit = min(r.size_mb for r in report.rows if r.precision == "float32") - 0.1
+    choice = choose(report, budget_ms=slowest + 1, max_size_mb=limit)
+    assert choice.row is not None and choice.row.precision == "int8"
+    assert any("too big" in reason for reason in choice.reasons)
+
+    fastest = min(r.latency_ms[1] for r in report.rows)
+    code, out, _err = run_cli(capsys, "models", "choose", "--budget-ms", fastest / 2, "--threads", 1,
+                              "--report", report_file)
+    assert code == 1 and "no model meets" in out and out.count("too slow") == 4
