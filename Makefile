@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.litecls-installed
 
-.PHONY: install demo test lint clean-models
+.PHONY: install demo test test-data lint clean-models
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/litecls classify --samples
 
-test: install
+# The training tests learn from real photos nobody here made: Fashion-MNIST from Debian's
+# archive. Installed once (apt-get needs root, as in CI); skipped when already there.
+test-data:
+	@dpkg-query -W -f='$${Status}' dataset-fashion-mnist 2>/dev/null | grep -q "install ok installed" \
+		|| { apt-get update && apt-get install -y dataset-fashion-mnist; }
+
+test: install test-data
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 

@@ -1,4 +1,4 @@
-"""``litecls classify``: classify image files, folders or the sample photos."""
+"""``litecls classify``: classify image files, folders, videos or the sample photos."""
 
 from __future__ import annotations
 
@@ -7,21 +7,34 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from litecls.errors import ImageError
+from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 #: Up to this many images get a full table each; more get one line each and a progress bar.
 TABLE_LIMIT = 12
+#: Categories shown on each frame's line of a video (more with --json).
+FRAME_LABELS = 3
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``classify`` command."""
-    p = commands.add_parser("classify", help="classify images with a .tflite classifier")
-    p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR",
-                   help="image files and folders (searched recursively)")
+    p = commands.add_parser("classify", help="classify images or videos with a .tflite classifier")
+    p.add_argument("inputs", nargs="*", metavar="IMAGE_VIDEO_OR_DIR",
+                   help="image files, folders (searched recursively for images) and video files "
+                        f"({' '.join(sorted(VIDEO_SUFFIXES))})")
     p.add_argument("--samples", action="store_true",
                    help="also classify the sample photos (scikit-image and matplotlib classics)")
     p.add_argument("--model", "-m", default="efficientnet_lite0",
@@ -31,27 +44,50 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", help="labels file (one per line) for models without metadata")
     p.add_argument("--mean", type=float, nargs="+", help="input normalisation mean (models without metadata)")
     p.add_argument("--std", type=float, nargs="+", help="input normalisation std (models without metadata)")
-    p.add_argument("--allow", nargs="+", metavar="LABEL", help="only report these categories")
-    p.add_argument("--deny", nargs="+", metavar="LABEL", help="never report these categories")
+    lists = p.add_mutually_exclusive_group()
+    lists.add_argument("--allow", nargs="+", metavar="LABEL", help="only report these categories")
+    lists.add_argument("--deny", nargs="+", metavar="LABEL", help="never report these categories")
     p.add_argument("--threads", type=int, default=None, help="interpreter threads (default: LiteRT's)")
     p.add_argument("--workers", type=int, default=2, help="image decoding threads (default 2)")
-    p.add_argument("--json", action="store_true", help="one JSON object per image (JSON Lines)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--fps", type=_positive_float, default=1.0,
+                      help="video frames to classify per second of video (default 1)")
+    rate.add_argument("--every-frame", action="store_true", help="classify every frame of a video")
+    p.add_argument("--json", action="store_true", help="one JSON object per image or frame (JSON Lines)")
     p.add_argument("--cache-dir", help="zoo model cache (default: $LITECLS_CACHE or XDG cache)")
     p.set_defaults(func=cmd_classify)
 
 
-def expand_inputs(inputs: list[str]) -> Iterator[Path]:
-    """Files as given; folders walked recursively for image files, in sorted order."""
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
+    """``(images, videos, empty folders)`` for the command's inputs.
+
+    Files are kept as given (missing or odd ones are reported when read, not
+    skipped); a name ending in a video suffix is a video. Folders are walked
+    recursively for image files in sorted order; videos in folders are left
+    alone (they take far longer than photos; name them to classify them).
+    """
+    images: list[Path] = []
+    videos: list[Path] = []
+    empty: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                        yield Path(root) / name
+            found = [Path(root) / name for root, dirs, files in _sorted_walk(path) for name in files
+                     if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+            images += found
+            if not found:
+                empty.append(path)
+        elif is_video(path):
+            videos.append(path)
         else:
-            yield path  # missing or odd files are reported by the classifier, not skipped
+            images.append(path)
+    return images, videos, empty
+
+
+def _sorted_walk(folder: Path):
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        yield root, dirs, sorted(files)
 
 
 def _bar(score: float, width: int = 24) -> str:
@@ -64,64 +100,188 @@ def _progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    """Classify every input; exit 1 if any input could not be classified."""
+def _categories_json(result) -> list[dict]:
+    return [{"index": c.index, "score": round(c.score, 6), "category_name": c.category_name,
+             "display_name": c.display_name} for c in result.categories]
+
+
+def _name(category) -> str:
+    """The label to show: the category name, else the display name, else the class index."""
+    return category.category_name or category.display_name or f"class {category.index}"
+
+
+def _resolve_model(ref: str, cache_dir: str | None) -> str:
+    """A zoo reference built into the cache (with progress lines); anything path-like as given."""
+    from litecls.errors import ModelFileError, UnknownModelError
+    from litecls.models.registry import list_models
     from litecls.models.zoo import build, parse_model_ref
+
+    if "/" in ref or os.sep in ref or ref.endswith(".tflite") or Path(ref).exists():
+        return ref
+    try:
+        name, precision = parse_model_ref(ref)
+    except UnknownModelError:
+        raise ModelFileError(f"{ref}: no such model file, and not a zoo model "
+                             f"(zoo models: {', '.join(list_models())})") from None
+    return str(build(name, precision, cache=cache_dir, progress=_progress))
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Classify every input; exit 1 if any input could not be classified, 2 for a usage error."""
     from litecls.samples import demo_photos
     from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
-    paths = list(expand_inputs(args.inputs))
+    images, videos, empty = expand_inputs(args.inputs)
     if args.samples:
-        paths += demo_photos()
-    if not paths:
-        print("litecls: nothing to classify: give image files or folders, or --samples", file=sys.stderr)
-        return 2
-    model = args.model
-    if not Path(model).exists() and not model.endswith(".tflite"):
-        model = str(build(*parse_model_ref(model), cache=args.cache_dir, progress=_progress))
+        images += demo_photos()
+    for folder in empty:
+        print(f"litecls: cannot classify: {folder}: folder holds no image files "
+              f"({', '.join(sorted(IMAGE_SUFFIXES))})", file=sys.stderr)
+    if not images and not videos:
+        if not empty:
+            print("litecls: nothing to classify: give image files, folders or videos, or --samples",
+                  file=sys.stderr)
+        return 2 if not empty else 1
+    model = _resolve_model(args.model, args.cache_dir)
     try:
         options = ImageClassifierOptions(
             model_path=model, max_results=args.top_k, score_threshold=args.threshold,
             category_allowlist=args.allow, category_denylist=args.deny, num_threads=args.threads,
             labels=args.labels, mean=tuple(args.mean) if args.mean else None,
             std=tuple(args.std) if args.std else None, cache_dir=args.cache_dir)
+        classifier = ImageClassifier.create_from_options(options)
     except ValueError as exc:
         print(f"litecls: error: {exc}", file=sys.stderr)
         return 2
+    failures = len(empty)
+    with classifier:
+        if images:
+            failures += _classify_images(classifier, images, model, args)
+        for video in videos:
+            failures += _classify_video(classifier, video, args)
+    return 1 if failures else 0
+
+
+def _classify_images(classifier, paths: list[Path], model: str, args: argparse.Namespace) -> int:
+    """Print one result per image; return how many could not be read."""
     failures = 0
     started = time.perf_counter()
     table = len(paths) <= TABLE_LIMIT and not args.json
-    with ImageClassifier.create_from_options(options) as classifier:
-        if table:
-            print(f"model: {model}")
-        for done, (path, result) in enumerate(classifier.classify_many(paths, workers=args.workers), 1):
-            if isinstance(result, ImageError):
-                failures += 1
-                if args.json:
-                    print(json.dumps({"file": str(path), "error": str(result)}), flush=True)
-                else:
-                    print(f"litecls: cannot classify: {result}", file=sys.stderr)
-                continue
+    if table:
+        print(f"model: {model}")
+    for done, (path, result) in enumerate(classifier.classify_many(paths, workers=args.workers), 1):
+        if isinstance(result, ImageError):
+            failures += 1
             if args.json:
-                print(json.dumps({"file": str(path), "ambiguous": result.ambiguous, "categories": [
-                    {"index": c.index, "score": round(c.score, 6), "category_name": c.category_name,
-                     "display_name": c.display_name} for c in result.categories]}), flush=True)
-            elif table:
-                flag = "  (ambiguous: no label is clearly ahead)" if result.ambiguous else ""
-                print(f"\n{path}{flag}")
-                for c in result.categories:
-                    if c.score <= 0.0:  # a quantized score of exactly 0 says nothing
-                        continue
-                    print(f"  {c.score:7.2%}  {_bar(c.score):<24}  {c.category_name}")
+                print(json.dumps({"file": str(path), "error": str(result)}), flush=True)
             else:
-                top = result.top
-                name = f"{top.category_name} {top.score:.2%}" if top else "-"
-                print(f"{path}\t{name}{'  (ambiguous)' if result.ambiguous else ''}")
-                if sys.stderr.isatty():
-                    print(f"\r{done}/{len(paths)} images", end="", file=sys.stderr, flush=True)
+                print(f"litecls: cannot classify: {result}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({"file": str(path), "ambiguous": result.ambiguous,
+                              "applied_softmax": result.applied_softmax,
+                              "categories": _categories_json(result)}), flush=True)
+        elif table:
+            flag = "  (ambiguous: no label is clearly ahead)" if result.ambiguous else ""
+            print(f"\n{path}{flag}")
+            for c in result.categories:
+                if c.score <= 0.0:  # a quantized score of exactly 0 says nothing
+                    continue
+                print(f"  {c.score:7.2%}  {_bar(c.score):<24}  {_name(c)}")
+        else:
+            top = result.top
+            name = f"{_name(top)} {top.score:.2%}" if top else "-"
+            print(f"{path}\t{name}{'  (ambiguous)' if result.ambiguous else ''}")
+            if sys.stderr.isatty():
+                print(f"\r{done}/{len(paths)} images", end="", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - started
     if not args.json:
         good = len(paths) - failures
         print(f"\n{good} of {len(paths)} images classified in {elapsed:.2f} s"
               f"{f'; {failures} could not be read' if failures else ''}", file=sys.stderr)
-    return 1 if failures else 0
+    return failures
+
+
+def _classify_video(classifier, path: Path, args: argparse.Namespace) -> int:
+    """Print the sampled frames' top labels and the throughput; return 1 if the video failed."""
+    from litecls.processing.video import probe_video
+    from litecls.tasks.video import VideoThroughput, classify_video
+
+    fps = None if args.every_frame else args.fps
+    try:
+        info = probe_video(path)
+    except VideoError as exc:
+        _report_video_error(path, exc, args)
+        return 1
+    if not args.json:
+        rate = "every frame" if fps is None else f"{fps:g} frame{'s' if fps != 1 else ''} a second"
+        print(f"\n{path}: {info.codec} {info.width}x{info.height}, "
+              f"{f'{info.fps:.2f} fps' if info.fps else 'unknown frame rate'}, "
+              f"{f'{info.duration:.1f} s' if info.duration is not None else 'unknown length'}; "
+              f"classifying {rate}")
+    frames, last_time, failed = 0, 0.0, 0
+    started = time.perf_counter()
+    try:
+        for frame in classify_video(classifier, path, fps, workers=1):
+            frames += 1
+            last_time = frame.timestamp
+            _print_frame(path, frame, args)
+    except VideoError as exc:
+        _report_video_error(path, exc, args)
+        failed = 1
+    elapsed = time.perf_counter() - started
+    # The span of video covered: all of it, or up to the end of the last frame before the damage.
+    if info.duration and not failed:
+        covered = info.duration
+    else:
+        covered = last_time + (1 / info.fps if info.fps else 0.0)
+    _print_throughput(path, VideoThroughput(frames, elapsed, info.fps, covered), args)
+    return failed
+
+
+def _report_video_error(path: Path, exc: VideoError, args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
+    else:
+        print(f"litecls: cannot classify: {exc}", file=sys.stderr)
+
+
+def _print_frame(path: Path, frame, args: argparse.Namespace) -> None:
+    result = frame.result
+    if args.json:
+        print(json.dumps({"file": str(path), "frame": frame.index, "timestamp": round(frame.timestamp, 6),
+                          "ambiguous": result.ambiguous, "applied_softmax": result.applied_softmax,
+                          "categories": _categories_json(result)}), flush=True)
+        return
+    shown = [c for c in result.categories[:FRAME_LABELS] if c.score > 0.0]
+    labels = ", ".join(f"{_name(c)} {c.score:.1%}" for c in shown) or "-"
+    print(f"  {frame.timestamp:8.2f} s  frame {frame.index:<6d} {labels}"
+          f"{'  (ambiguous)' if result.ambiguous else ''}", flush=True)
+
+
+def _print_throughput(path: Path, stats, args: argparse.Namespace) -> None:
+    """Frames per second achieved and whether every frame of the video could be kept up with."""
+    if args.json:
+        print(json.dumps({"file": str(path), "summary": {
+            "frames": stats.frames, "seconds": round(stats.seconds, 4),
+            "frames_per_second": round(stats.fps, 2) if stats.frames else 0.0,
+            "ms_per_frame": round(stats.ms_per_frame, 2) if stats.frames else None,
+            "video_fps": stats.video_fps, "budget_ms": stats.budget_ms,
+            "realtime": stats.realtime, "speed": round(stats.speed, 2)}}), flush=True)
+        return
+    if not stats.frames:
+        print("  no frame classified")
+        return
+    print(f"{stats.frames} frames classified in {stats.seconds:.2f} s: {stats.fps:.1f} frames/s, "
+          f"{stats.ms_per_frame:.1f} ms a frame (decode + classify); "
+          f"{stats.speed:.1f}x playback speed")
+    if stats.budget_ms is None:
+        print("real time: unknown (the video does not state its frame rate)")
+        return
+    verdict = "yes" if stats.realtime else "no"
+    # Sampled: each classified frame's time includes decoding the skipped ones, so "yes" is
+    # certain and "no" may be too strict; --every-frame measures the per-frame cost itself.
+    note = "" if args.every_frame or stats.realtime else " (skipped frames' decoding included; " \
+        "--every-frame measures it directly)"
+    print(f"real time for every frame at {stats.video_fps:.2f} fps needs < {stats.budget_ms:.1f} ms "
+          f"a frame: {verdict} ({stats.ms_per_frame:.1f} ms){note}")

@@ -51,6 +51,7 @@ from litecls.processing.postprocess import (
     category_mask,
     dequantize,
     is_ambiguous,
+    quantize_input,
     to_probabilities,
     top_k,
 )
@@ -242,6 +243,11 @@ class ImageClassifier:
                                 dtype=np.float32)
         self._std = np.asarray(self._pick(options.std, meta.std if meta else None, default_std),
                                dtype=np.float32)
+        try:  # a wrong number of mean/std values would otherwise only fail at the first image
+            quantize_input(np.zeros((1, 1, spec.channels), np.uint8), spec.dtype, spec.scale,
+                           spec.zero_point, self._mean, self._std)
+        except ValueError as exc:
+            raise ValueError(f"{_name}: {exc}") from None
         self._crop_pct = options.crop_pct or (zoo.crop_pct if zoo else 1.0)
         self._interpolation = options.interpolation or (zoo.interpolation if zoo else "bilinear")
 

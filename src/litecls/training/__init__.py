@@ -1,0 +1,28 @@
+"""Customize: transfer learning to new classes from folders of images (the TFLite Model Maker flow).
+
+::
+
+    from litecls.training import ImageFolder, train
+
+    data = ImageFolder("flowers/")                       # one sub-folder of images per label
+    train_set, val_set, test_set = data.split((0.8, 0.1, 0.1), seed=0)
+    model = train(train_set, val_set, model="efficientnet_lite0", epochs=40)
+    print(model.evaluate(test_set).summary())
+    model.export("flowers-int8.tflite", precision="int8")   # uint8 in/out, metadata + labels
+
+The backbone's features are computed once with LiteRT and only the new head
+trains (milliseconds an epoch); ``fine_tune=True`` also trains the top of
+the backbone on augmented images.
+"""
+
+from __future__ import annotations
+
+from litecls.errors import DatasetError
+from litecls.training.api import TrainOptions, train
+from litecls.training.data import Dataset, DatasetWarning, ImageFolder, is_split_root, load_splits
+from litecls.training.metrics import Evaluation
+from litecls.training.model import TrainedModel
+from litecls.training.trainer import EpochRecord, TrainingError
+
+__all__ = ["Dataset", "DatasetError", "DatasetWarning", "EpochRecord", "Evaluation", "ImageFolder",
+           "TrainOptions", "TrainedModel", "TrainingError", "is_split_root", "load_splits", "train"]

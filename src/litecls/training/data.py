@@ -1,0 +1,342 @@
+"""Labelled image sets for training: folders of images per label, explicit splits, or a CSV.
+
+Every way in ends in a :class:`Dataset` (paths, integer labels, class names)
+and every problem that would waste a training run is found here, before any
+model is loaded:
+
+* files that are not images (by extension) are skipped with a
+  :class:`DatasetWarning`; hidden files (``.DS_Store``) are ignored silently;
+* images that cannot be decoded are listed in the warning and in
+  :attr:`Dataset.corrupt`, and skipped;
+* an empty folder, fewer than two classes, or a class with too few images for
+  the requested split raise :class:`litecls.errors.DatasetError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from litecls.errors import DatasetError, ImageError
+
+#: File name extensions read as images (anything PIL decodes that cameras and the web use).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+#: Sub-folder names recognised as explicit splits.
+SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
+               "test": ("test", "testing")}
+
+
+class DatasetWarning(UserWarning):
+    """Files skipped while loading a dataset (not images, or corrupt)."""
+
+
+def _listing(paths: Sequence[object], limit: int = 10) -> str:
+    shown = ", ".join(str(p) for p in paths[:limit])
+    return shown + (f", ... ({len(paths) - limit} more)" if len(paths) > limit else "")
+
+
+def _check_decodable(path: Path) -> str | None:
+    """None if ``path`` decodes, else the reason. JPEGs decode at reduced size (cheap)."""
+    from litecls.processing.image import open_image
+
+    try:
+        open_image(path, draft_size=(64, 64))
+    except ImageError as exc:
+        return str(exc)
+    except OSError as exc:  # permission denied and the like
+        return f"{path}: cannot read: {exc.strerror or exc}"
+    return None
+
+
+def find_corrupt(paths: Sequence[Path], workers: int = 2) -> list[tuple[Path, str]]:
+    """``(path, reason)`` of every image in ``paths`` that does not decode.
+
+    Decoding is done in threads: PIL releases the GIL while it decodes.
+    """
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = list(pool.map(_check_decodable, paths))
+    return [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]
+
+
+class Dataset:
+    """Image paths with integer labels into :attr:`classes`.
+
+    Build one with :class:`ImageFolder`, :meth:`from_csv` or :func:`load_splits`;
+    cut it with :meth:`split`.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], labels: Sequence[int], classes: Sequence[str],
+                 name: str = "data", skipped: Sequence[Path] = (),
+                 corrupt: Sequence[tuple[Path, str]] = ()) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        self.classes = list(classes)
+        self.name = name
+        #: Files left out because they are not images.
+        self.skipped = list(skipped)
+        #: ``(path, reason)`` of images left out because they do not decode.
+        self.corrupt = list(corrupt)
+        if len(self.paths) != len(self.labels):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
+            raise ValueError("labels must index into classes")
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def from_csv(cls, csv_path: str | os.PathLike, verify: bool = True,
+                 classes: Sequence[str] | None = None) -> Dataset:
+        """Rows of ``path,label`` (a header row is optional); relative paths start at the CSV's folder.
+
+        Missing or undecodable files are listed as corrupt and skipped.
+        """
+        csv_path = Path(csv_path)
+        try:
+            text = csv_path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise DatasetError(f"{csv_path}: no such CSV file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{csv_path}: cannot read CSV file: {exc}") from None
+        rows = [row for row in csv.reader(text.splitlines()) if row and any(c.strip() for c in row)]
+        if rows and rows[0][0].strip().lower() in ("path", "file", "filename", "image", "image_path"):
+            rows = rows[1:]
+        entries = []
+        for number, row in enumerate(rows, start=1):
+            if len(row) < 2 or not row[0].strip() or not row[1].strip():
+                raise DatasetError(f"{csv_path}: row {number} is {row!r}; each row must be path,label")
+            path = Path(row[0].strip())
+            entries.append((path if path.is_absolute() else csv_path.parent / path, row[1].strip()))
+        if not entries:
+            raise DatasetError(f"{csv_path}: no rows; expected lines of path,label")
+        skipped = [p for p, _ in entries if p.suffix.lower() not in IMAGE_EXTENSIONS]
+        entries = [(p, label) for p, label in entries if p.suffix.lower() in IMAGE_EXTENSIONS]
+        names = list(classes) if classes is not None else sorted({label for _, label in entries})
+        unknown = sorted({label for _, label in entries} - set(names))
+        if unknown:
+            raise DatasetError(f"{csv_path}: labels not among the classes: {_listing(unknown)}")
+        index = {label: i for i, label in enumerate(names)}
+        dataset = cls([p for p, _ in entries], [index[label] for _, label in entries], names,
+                      name=csv_path.stem, skipped=skipped)
+        return dataset._finish(str(csv_path), verify)
+
+    def _finish(self, origin: str, verify: bool) -> Dataset:
+        """Warn about skipped files, drop corrupt images, refuse an empty set."""
+        if self.skipped:
+            warnings.warn(f"{origin}: skipped {len(self.skipped)} file(s) that are not images "
+                          f"({', '.join(sorted(IMAGE_EXTENSIONS))}): {_listing(self.skipped)}",
+                          DatasetWarning, stacklevel=3)
+        if verify and self.paths:
+            bad = find_corrupt(self.paths)
+            if bad:
+                self.corrupt.extend(bad)
+                keep = np.ones(len(self.paths), bool)
+                gone = {p for p, _ in bad}
+                keep[[i for i, p in enumerate(self.paths) if p in gone]] = False
+                self.paths = [p for p, k in zip(self.paths, keep, strict=True) if k]
+                self.labels = self.labels[keep]
+                warnings.warn(f"{origin}: skipped {len(bad)} corrupt image(s):\n  "
+                              + "\n  ".join(reason for _, reason in bad),
+                              DatasetWarning, stacklevel=3)
+        if not self.paths:
+            raise DatasetError(f"{origin}: no usable images found"
+                               + (f" ({len(self.corrupt)} corrupt)" if self.corrupt else ""))
+        return self
+
+    # -- description ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r}, {len(self)} images, {len(self.classes)} classes)"
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (including any without images in this subset)."""
+        return len(self.classes)
+
+    def counts(self) -> np.ndarray:
+        """Images per class, in class order."""
+        return np.bincount(self.labels, minlength=len(self.classes))
+
+    def class_weights(self) -> np.ndarray:
+        """``n / (classes * count)`` per class ("balanced" weights): all 1 for a balanced set.
+
+        A class without images gets weight 0.
+        """
+        counts = self.counts().astype(np.float64)
+        weights = np.zeros_like(counts)
+        present = counts > 0
+        weights[present] = counts.sum() / (present.sum() * counts[present])
+        return weights.astype(np.float32)
+
+    def summary(self) -> str:
+        """A table of classes and image counts."""
+        return split_summary({self.name: self})
+
+    # -- subsets ----------------------------------------------------------------------------
+
+    def subset(self, indices: Iterable[int], name: str | None = None) -> Dataset:
+        """The images at ``indices``, same classes."""
+        idx = np.asarray(list(indices), dtype=np.int64)
+        return Dataset([self.paths[i] for i in idx], self.labels[idx], self.classes,
+                       name=name or self.name)
+
+    def check(self, min_classes: int = 2) -> None:
+        """Raise :class:`DatasetError` unless at least ``min_classes`` classes have images."""
+        present = int((self.counts() > 0).sum())
+        if present < min_classes:
+            raise DatasetError(f"{self.name}: {present} class(es) with images "
+                               f"({', '.join(self.classes) or 'none'}); training needs at least "
+                               f"{min_classes} classes (one sub-folder of images per label)")
+
+    def split(self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> tuple[Dataset, ...]:
+        """Stratified random split into ``len(fractions)`` parts (e.g. train, val, test).
+
+        Every class is split on its own, so each part keeps the class balance.
+        Each part after the first with a non-zero fraction gets at least one
+        image of every class, and the first part keeps at least one; a class
+        too small for that raises :class:`DatasetError` naming it.
+        """
+        fractions = [float(f) for f in fractions]
+        if not 2 <= len(fractions) <= 3 or any(f < 0 for f in fractions) or fractions[0] <= 0 \
+                or abs(sum(fractions) - 1.0) > 1e-6:
+            raise ValueError(f"fractions must be 2 or 3 non-negative numbers summing to 1 with a "
+                             f"positive first one, got {tuple(fractions)}")
+        self.check()
+        names = ("train", "val", "test")[:len(fractions)]
+        counts = self.counts()
+        needed = min_images_for_split(fractions)
+        small = [f"{self.classes[c]} ({counts[c]})" for c in range(len(self.classes))
+                 if counts[c] < needed]
+        if small:
+            raise DatasetError(f"{self.name}: a {'/'.join(f'{f:g}' for f in fractions)} split needs at "
+                               f"least {needed} images per class (one in each part); too few in: "
+                               f"{_listing(small)}")
+        rng = np.random.default_rng(seed)
+        parts: list[list[int]] = [[] for _ in fractions]
+        for c in range(len(self.classes)):
+            members = rng.permutation(np.flatnonzero(self.labels == c))
+            sizes = part_sizes(len(members), fractions)
+            start = 0
+            for k, size in enumerate(sizes):
+                parts[k].extend(members[start:start + size].tolist())
+                start += size
+        return tuple(self.subset(sorted(p), name=n) for p, n in zip(parts, names, strict=True))
+
+
+def part_sizes(n: int, fractions: Sequence[float]) -> list[int]:
+    """How many of ``n`` images of one class go to each part (the first part takes the rest)."""
+    later = [0 if f == 0 else max(1, round(n * f)) for f in fractions[1:]]
+    return [n - sum(later), *later]
+
+
+def min_images_for_split(fractions: Sequence[float]) -> int:
+    """Fewest images a class needs so that :func:`part_sizes` gives every part one."""
+    n = 1
+    while min(s for s, f in zip(part_sizes(n, fractions), fractions, strict=True) if f > 0) < 1:
+        n += 1
+    return n
+
+
+class ImageFolder(Dataset):
+    """A folder with one sub-folder of images per label (label = sub-folder name).
+
+    ``ImageFolder("flowers/")`` reads ``flowers/daisy/*.jpg``, ``flowers/rose/*.jpg``, ...;
+    images in nested folders below a class folder count for that class.
+    ``classes`` fixes the class list and order (e.g. a validation folder
+    that must match the training folder). ``verify=False`` skips decoding
+    every image up front (bad images then fail during feature extraction).
+    """
+
+    def __init__(self, root: str | os.PathLike, classes: Sequence[str] | None = None,
+                 verify: bool = True, name: str | None = None) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"{root}: no such folder")
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        skipped = [p for p in sorted(root.iterdir()) if p.is_file() and not p.name.startswith(".")]
+        names = list(classes) if classes is not None else [p.name for p in folders]
+        unknown = sorted({p.name for p in folders} - set(names))
+        if unknown:
+            raise DatasetError(f"{root}: class folders not among the training classes: {_listing(unknown)}")
+        paths, labels = [], []
+        for label, class_name in enumerate(names):
+            folder = root / class_name
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.rglob("*")):
+                if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
+                    continue
+                if path.suffix.lower() in IMAGE_EXTENSIONS:
+                    paths.append(path)
+                    labels.append(label)
+                else:
+                    skipped.append(path)
+        if not names:
+            raise DatasetError(f"{root}: empty folder; expected one sub-folder of images per label "
+                               f"(e.g. {root}/cat/*.jpg, {root}/dog/*.jpg)")
+        super().__init__(paths, labels, names, name=name or root.name, skipped=skipped)
+        self.root = root
+        self._finish(str(root), verify)
+
+
+def is_split_root(root: str | os.PathLike) -> bool:
+    """True when ``root`` holds explicit ``train/`` plus ``val/`` and/or ``test/`` folders."""
+    root = Path(root)
+    found = {key for key, aliases in SPLIT_NAMES.items() for a in aliases if (root / a).is_dir()}
+    return "train" in found and len(found) > 1
+
+
+def load_splits(root: str | os.PathLike,
+                verify: bool = True) -> tuple[Dataset, Dataset | None, Dataset | None]:
+    """``(train, val, test)`` from ``root/train``, ``root/val`` and ``root/test`` image folders.
+
+    The classes are the training folder's; a validation or test folder with
+    a class the training folder lacks is an error. Missing ``val``/``test``
+    folders give ``None``.
+    """
+    root = Path(root)
+
+    def folder(key: str) -> Path | None:
+        return next((root / a for a in SPLIT_NAMES[key] if (root / a).is_dir()), None)
+
+    train_dir = folder("train")
+    if train_dir is None:
+        raise DatasetError(f"{root}: no train/ folder")
+    train = ImageFolder(train_dir, verify=verify, name="train")
+    out: list[Dataset | None] = [train]
+    for key in ("val", "test"):
+        path = folder(key)
+        out.append(None if path is None else ImageFolder(path, classes=train.classes, verify=verify,
+                                                         name=key))
+    return out[0], out[1], out[2]  # type: ignore[return-value]
+
+
+def split_summary(parts: dict[str, Dataset | None]) -> str:
+    """A table with one row per class and one column of image counts per part."""
+    present = {k: v for k, v in parts.items() if v is not None}
+    classes = next(iter(present.values())).classes
+    header = ["class", *present]
+    rows = [[name, *[str(d.counts()[i]) for d in present.values()]] for i, name in enumerate(classes)]
+    rows.append(["total", *[str(len(d)) for d in present.values()]])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
+                                                                                            strict=True)))
+             for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def ensure_trainable(train: Dataset, val: Dataset | None) -> None:
+    """Refuse sets that cannot train a classifier: fewer than 2 classes, or an empty validation set."""
+    train.check()
+    if val is not None and len(val) == 0:
+        raise DatasetError("the validation set is empty")

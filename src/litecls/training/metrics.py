@@ -1,0 +1,89 @@
+"""Classification metrics from scores and labels: top-k, per-class P/R/F1, confusion matrix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Evaluation:
+    """Test-set figures of one model (PyTorch head, or an exported .tflite)."""
+
+    classes: list[str]
+    num_images: int
+    top1: float
+    top5: float | None
+    loss: float | None
+    #: ``confusion[i, j]``: images of true class i predicted as class j.
+    confusion: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    support: np.ndarray
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        """Top-1 accuracy (fraction correct)."""
+        return self.top1
+
+    def to_dict(self) -> dict:
+        """JSON-ready figures."""
+        return {
+            "num_images": self.num_images, "top1": self.top1, "top5": self.top5, "loss": self.loss,
+            "seconds": round(self.seconds, 2),
+            "per_class": {name: {"precision": float(self.precision[i]), "recall": float(self.recall[i]),
+                                 "f1": float(self.f1[i]), "support": int(self.support[i])}
+                          for i, name in enumerate(self.classes)},
+            "confusion_matrix": self.confusion.tolist(), **self.extra,
+        }
+
+    def summary(self) -> str:
+        """One line: accuracy and image count."""
+        text = f"top-1 {100 * self.top1:.2f} %"
+        if self.top5 is not None:
+            text += f", top-5 {100 * self.top5:.2f} %"
+        return f"{text} on {self.num_images} images"
+
+
+def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of rows whose true label is among the ``k`` highest scores."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean()) if len(labels) else 0.0
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """``num_classes`` x ``num_classes`` counts, rows = true class, columns = predicted."""
+    return np.bincount(labels * num_classes + predictions,
+                       minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def precision_recall_f1(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall, F1 and support; 0 where undefined (no predictions / images)."""
+    tp = np.diag(confusion).astype(np.float64)
+    predicted = confusion.sum(axis=0).astype(np.float64)
+    support = confusion.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return precision, recall, f1, support
+
+
+def evaluate_scores(scores: np.ndarray, labels: np.ndarray, classes: list[str],
+                    loss: float | None = None, seconds: float = 0.0) -> Evaluation:
+    """All metrics from ``scores`` (N x classes, probabilities or logits) and true ``labels``."""
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = scores.argmax(axis=1)
+    confusion = confusion_matrix(labels, predictions, len(classes))
+    precision, recall, f1, support = precision_recall_f1(confusion)
+    return Evaluation(
+        classes=list(classes), num_images=len(labels),
+        top1=float((predictions == labels).mean()) if len(labels) else 0.0,
+        top5=top_k_accuracy(scores, labels, 5) if len(classes) >= 5 else None,
+        loss=loss, confusion=confusion, precision=precision, recall=recall, f1=f1, support=support,
+        seconds=seconds)
