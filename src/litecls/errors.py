@@ -30,6 +30,10 @@ class ImageError(LiteclsError):
     """An image that cannot be decoded: missing, empty, truncated, not an image, or too large."""
 
 
+class VideoError(ImageError):
+    """A video file that cannot be decoded: missing, empty, not a video, no video stream, corrupt."""
+
+
 class ModelFileError(LiteclsError):
     """A model file that is missing, not a TFLite flatbuffer, or not an image classifier."""
 

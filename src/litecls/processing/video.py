@@ -25,14 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from litecls.errors import ImageError
+from litecls.errors import VideoError
 
 #: File name extensions treated as videos by ``litecls classify``.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
-
-
-class VideoError(ImageError):
-    """A video file that cannot be decoded: missing, empty, not a video, no video stream, corrupt."""
 
 
 @dataclass(frozen=True)

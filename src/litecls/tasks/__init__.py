@@ -10,12 +10,14 @@ from litecls.tasks.image_classifier import (
     load_labels,
     resolve_model,
 )
+from litecls.tasks.video import classify_video
 
 __all__ = [
     "Category",
     "ClassificationResult",
     "ImageClassifier",
     "ImageClassifierOptions",
+    "classify_video",
     "load_labels",
     "resolve_model",
 ]
