@@ -258,10 +258,18 @@ def test_a_checkpoint_is_not_silently_restarted(tmp_path):
 
 # -- fine-tuning ---------------------------------------------------------------------------------
 
-def test_fine_tune_trains_the_top_only_and_resumes(fm_root, zoo_cache, tmp_path):
+def changed_stages(backbone: torch.nn.Module, image_size: int | None = None) -> list[bool]:
+    """For each backbone stage: do its weights differ from the pretrained ones?"""
     from litecls.training.features import create_backbone
     from litecls.training.head import backbone_stages
 
+    pretrained = backbone_stages(create_backbone("efficientnet_lite0", image_size))
+    return [any(not torch.equal(a, b) for m0, m1 in zip(s0, s1, strict=True)
+                for a, b in zip(m0.state_dict().values(), m1.state_dict().values(), strict=True))
+            for s0, s1 in zip(pretrained, backbone_stages(backbone), strict=True)]
+
+
+def test_fine_tune_trains_the_top_only_and_resumes(fm_root, zoo_cache, tmp_path):
     classes = {"bag": 12, "sneaker": 12, "trouser": 12}
     train_set = ImageFolder(copy_images(fm_root / "train", tmp_path / "train", classes))
     val_set = ImageFolder(copy_images(fm_root / "val", tmp_path / "val", dict.fromkeys(classes, 3)))
@@ -273,15 +281,20 @@ def test_fine_tune_trains_the_top_only_and_resumes(fm_root, zoo_cache, tmp_path)
     assert [(r.stage, r.epoch) for r in model.history] == [("head", 1), ("head", 2), ("head", 3),
                                                           ("fine-tune", 1), ("fine-tune", 2)]
     assert model.stages["fine-tune"].resumed_from == 1
-    pretrained = backbone_stages(create_backbone("efficientnet_lite0"))
-    tuned = backbone_stages(model.backbone)
-    changed = [any(not torch.equal(a, b) for m0, m1 in zip(s0, s1, strict=True)
-                   for a, b in zip(m0.state_dict().values(), m1.state_dict().values(), strict=True))
-               for s0, s1 in zip(pretrained, tuned, strict=True)]
+    changed = changed_stages(model.backbone)
     top = -(-len(changed) // 3)
     assert not any(changed[:-top]) and all(changed[-top:])
     evaluation = model.evaluate(val_set, show_progress=False)
     assert evaluation.num_images == 9 and evaluation.top1 >= 2 / 3
+
+
+def test_fine_tune_all_trains_every_stage_on_augmented_images(fm_root, zoo_cache, tmp_path):
+    classes = {"bag": 6, "trouser": 6}
+    train_set = ImageFolder(copy_images(fm_root / "train", tmp_path / "train", classes))
+    model = train(train_set, fine_tune=True, fine_tune_layers="all", epochs=1, head_epochs=2, batch_size=12,
+                  cache_dir=zoo_cache, show_progress=False)
+    assert model.options["augment"] and model.stages["fine-tune"].epochs_run == 1
+    assert all(changed_stages(model.backbone))
 
 
 # -- bad data -------------------------------------------------------------------------------------

@@ -39,15 +39,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", "-o", required=True, metavar="OUT", help="folder for the results")
     parser.add_argument("--model", "-m", default="efficientnet_lite0", choices=list_models(),
                         help="backbone (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, help="epochs (default: 40 head-only, 5 fine-tuning)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: 40 head-only, 6 fine-tuning)")
     parser.add_argument("--fine-tune", action="store_true",
                         help="after the head, also train the top of the backbone (slower, more accurate)")
     parser.add_argument("--fine-tune-layers", type=_layers, default="top", metavar="top|all|N",
                         help="backbone stages to fine-tune (default: %(default)s = last third)")
     parser.add_argument("--batch-size", type=int, help="default: 64 head-only, 32 fine-tuning")
     parser.add_argument("--lr", type=float, default=1e-3,
-                        help="peak learning rate of the head; the backbone gets a tenth "
-                             "(default: %(default)g)")
+                        help="peak learning rate of the head on frozen features (default: %(default)g)")
+    parser.add_argument("--fine-tune-lr", type=float, default=3e-4,
+                        help="peak learning rate of the fine-tuned backbone stages; the head gets ten "
+                             "times it (default: %(default)g)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and training (default: 0)")
     parser.add_argument("--split", type=_fractions, default=(0.8, 0.1, 0.1), metavar="TRAIN,VAL,TEST",
                         help="fractions for a folder without train/ val/ test/ (default: 0.8,0.1,0.1)")
@@ -89,7 +91,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     report = train_to_folder(
         data, args.output, precisions=precisions, overwrite=args.overwrite, resume=args.resume,
         cache_dir=args.cache_dir, model=args.model, epochs=args.epochs, fine_tune=args.fine_tune,
-        fine_tune_layers=args.fine_tune_layers, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        fine_tune_layers=args.fine_tune_layers, batch_size=args.batch_size, lr=args.lr,
+        fine_tune_lr=args.fine_tune_lr, seed=args.seed,
         image_size=args.image_size, augment=False if args.no_augment else None, dropout=args.dropout,
         label_smoothing=args.label_smoothing, patience=args.patience,
         class_weights=not args.no_class_weights, show_progress=not args.quiet)

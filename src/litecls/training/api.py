@@ -16,13 +16,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from litecls.models.registry import get_config
 from litecls.training.data import Dataset, ensure_trainable
 from litecls.training.features import FeatureCache, Preprocessing, backbone_file
-from litecls.training.head import ClassifierHead, CustomClassifier, freeze_backbone, set_train_mode
+from litecls.training.head import ClassifierHead
 from litecls.training.model import TrainedModel
 from litecls.training.trainer import (
     Checkpoint,
@@ -40,14 +39,16 @@ class TrainOptions:
     """Hyper-parameters of :func:`train`; ``None`` means "the default of the mode" (head-only / fine-tune)."""
 
     model: str = "efficientnet_lite0"
-    #: Epochs of the main stage: the head (head-only) or the backbone (fine-tune). Default 40 / 5.
+    #: Epochs of the main stage: the head (head-only) or the backbone (fine-tune). Default 40 / 6.
     epochs: int | None = None
     #: Epochs of the head warm-up before fine-tuning (early stopping applies).
     head_epochs: int = 40
     batch_size: int | None = None  # default 64 / 32
-    #: Peak learning rate of the head (AdamW); the backbone gets ``lr * backbone_lr_scale``.
+    #: Peak learning rate (AdamW) of the head on frozen features.
     lr: float = 1e-3
-    backbone_lr_scale: float = 0.1
+    #: Fine-tuning: peak learning rate of the backbone stages; the head gets ten times it.
+    #: 3e-4 gave Fashion-MNIST (500 a class) 91.2-91.5 % against 90.6 % for 1e-4.
+    fine_tune_lr: float = 3e-4
     weight_decay: float = 1e-4
     dropout: float = 0.2
     hidden_units: int = 0
@@ -63,6 +64,9 @@ class TrainOptions:
     #: Random resized crop, flip and colour jitter; default on for fine-tuning (head-only
     #: training computes features once, so it cannot augment).
     augment: bool | None = None
+    #: Fine-tuning the top only: versions of each training image (the first unaugmented)
+    #: whose frozen-bottom feature maps are computed once; epochs take them in turn.
+    augment_views: int = 2
     #: Training resolution (default: the backbone's own). Exported files take this size.
     image_size: int | None = None
     show_progress: bool = True
@@ -72,20 +76,22 @@ class TrainOptions:
         config = get_config(self.model)
         out = TrainOptions(**asdict(self))
         out.model = config.name
-        out.epochs = self.epochs if self.epochs is not None else (5 if self.fine_tune else 40)
+        out.epochs = self.epochs if self.epochs is not None else (6 if self.fine_tune else 40)
         out.batch_size = self.batch_size or (32 if self.fine_tune else 64)
         out.augment = self.fine_tune if self.augment is None else self.augment
         out.image_size = self.image_size or config.input_size
         if out.augment and not out.fine_tune:
             raise TrainingError("augmentation needs fine_tune=True: head-only training computes each "
                                 "image's features once, so every epoch sees the same images")
-        for name in ("epochs", "batch_size", "head_epochs", "patience", "image_size"):
+        for name in ("epochs", "batch_size", "head_epochs", "patience", "image_size", "augment_views"):
             if getattr(out, name) < 1:
                 raise TrainingError(f"{name} must be at least 1, got {getattr(out, name)}")
         if out.image_size < 32:
             raise TrainingError(f"image_size must be at least 32 pixels, got {out.image_size}")
-        if not (0 < out.lr < 1 and 0 <= out.dropout < 1 and 0 <= out.label_smoothing < 1):
-            raise TrainingError("lr must be in (0, 1); dropout and label_smoothing in [0, 1)")
+        if not (0 < out.lr < 1 and 0 < out.fine_tune_lr < 0.1 and 0 <= out.dropout < 1
+                and 0 <= out.label_smoothing < 1):
+            raise TrainingError("lr must be in (0, 1), fine_tune_lr in (0, 0.1); dropout and "
+                                "label_smoothing in [0, 1)")
         return out
 
 
@@ -135,8 +141,6 @@ def train(train_data: Dataset, val_data: Dataset | None = None, model: str = "ef
             raise TrainingError(f"no checkpoint to resume from in {checkpoint.folder}")
         _say(f"resuming from {checkpoint.path}: {state['stage']} epoch {state['epoch']}"
              + (" (finished)" if state.get("finished") else ""), show)
-    torch.manual_seed(opts.seed)
-    np.random.seed(opts.seed % 2**32)
 
     preprocessing = Preprocessing(opts.image_size)
     feature_cache = FeatureCache(checkpoint.folder / "features") if checkpoint.folder is not None else None
@@ -181,61 +185,15 @@ def train(train_data: Dataset, val_data: Dataset | None = None, model: str = "ef
             trained.stages["head"] = run_stage(
                 head, stage, tensor_batches(inputs, labels, opts.batch_size, opts.seed, "head"), validate,
                 head.train, checkpoint, fingerprint, history, resume=head_state, show_progress=show,
-                on_epoch_end=() if opts.fine_tune else on_epoch_end)
+                on_epoch_end=on_epoch_end)
     trained.timings["training"] = time.perf_counter() - started
 
     # -- stage 2: fine-tune the top (or all) of the backbone on augmented images -----------------
     if opts.fine_tune:
+        from litecls.training.finetune import fine_tune
+
         tune_state = state if state is not None and state["stage"] == "fine-tune" else None
-        trained.timings["fine_tuning"] = _fine_tune(trained, opts, train_data, val_data, checkpoint,
-                                                    fingerprint, history, weights, tune_state, on_epoch_end)
+        trained.timings["fine_tuning"] = fine_tune(trained, opts, train_data, val_data, checkpoint,
+                                                   fingerprint, history, weights, tune_state, on_epoch_end)
     trained.history = history
     return trained
-
-
-def _fine_tune(trained: TrainedModel, opts: TrainOptions, train_data: Dataset, val_data: Dataset | None,
-               checkpoint: Checkpoint, fingerprint: dict, history: list[EpochRecord],
-               weights: torch.Tensor | None, state: dict | None,
-               on_epoch_end: Iterable[Callable[[EpochRecord], None]]) -> float:
-    """Stage 2; returns its wall time. ``trained.backbone`` holds the fine-tuned backbone afterwards."""
-    from litecls.training.augment import Augmentation, AugmentedImages, to_tensor
-    from litecls.training.features import create_backbone
-
-    started = time.perf_counter()
-    config = get_config(opts.model)
-    show = opts.show_progress
-    backbone = create_backbone(opts.model, opts.image_size)
-    trainable = freeze_backbone(backbone, opts.fine_tune_layers)
-    network = CustomClassifier(backbone, trained.head).to(memory_format=torch.channels_last)
-    _say(f"fine-tuning {len(trainable)} backbone tensors ({opts.fine_tune_layers}) at "
-         f"{opts.image_size} px; decoding {len(train_data)} training images", show)
-    images = AugmentedImages(train_data.paths, train_data.labels, opts.image_size, config.mean, config.std,
-                             opts.batch_size, opts.seed, Augmentation() if opts.augment else None)
-    validate = None
-    if val_data is not None:
-        val_pixels = np.stack([trained.preprocessing.load(p) for p in val_data.paths])
-        val_labels = torch.from_numpy(val_data.labels)
-
-        def validate() -> tuple[float, float]:
-            logits = []
-            with torch.no_grad():
-                for i in range(0, len(val_pixels), 64):
-                    x = to_tensor(val_pixels[i:i + 64], config.mean, config.std)
-                    logits.append(network(x.contiguous(memory_format=torch.channels_last)))
-            out = torch.cat(logits)
-            loss = torch.nn.functional.cross_entropy(out, val_labels, weight=weights)
-            return float(loss), float((out.argmax(1) == val_labels).float().mean())
-
-    groups = [{"params": trainable, "lr": opts.lr * opts.backbone_lr_scale},
-              {"params": list(trained.head.parameters()), "lr": opts.lr}]
-    stage = Stage("fine-tune", opts.epochs, groups, steps_per_epoch=len(images),
-                  weight_decay=opts.weight_decay, label_smoothing=opts.label_smoothing,
-                  class_weights=weights, warmup_epochs=opts.warmup_epochs, patience=opts.patience,
-                  seed=opts.seed)
-    trained.stages["fine-tune"] = run_stage(
-        network, stage, images.batches, validate, lambda on: set_train_mode(network, on), checkpoint,
-        fingerprint, history, resume=state, show_progress=show, on_epoch_end=on_epoch_end)
-    for parameter in network.parameters():
-        parameter.requires_grad_(False)
-    trained.backbone = network.backbone.to(memory_format=torch.contiguous_format).eval()
-    return time.perf_counter() - started

@@ -67,7 +67,7 @@ class Augmentation:
         return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
-def _base_image(path: Path, size: int) -> Image.Image:
+def base_image(path: Path, size: int) -> Image.Image:
     """Decode once and shrink so the short side is at most ``size`` (never enlarged: crops are
     resized from the original pixels)."""
     from litecls.processing.image import load_image
@@ -103,7 +103,7 @@ class AugmentedImages:
         self.augmentation = augmentation
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            self.images = list(pool.map(lambda p: _base_image(p, size), paths))
+            self.images = list(pool.map(lambda p: base_image(p, size), paths))
 
     def __len__(self) -> int:
         return math.ceil(len(self.images) / self.batch_size)

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 #: Threads of the LiteRT interpreter: the 2 cores of the target laptop.
 NUM_THREADS = 2
 
+#: ``load(index, path)`` -> uint8 HxWx3 pixels of one image.
+Loader = Callable[[int, Path], np.ndarray]
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -152,13 +155,15 @@ class FeatureExtractor:
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
-        self.dim = int(self._output["shape"][-1])
+        #: Shape of one image's output (``(D,)`` for pooled features, ``(H, W, C)`` for maps).
+        self.out_shape = tuple(int(d) for d in self._output["shape"][1:])
+        self.dim = self.out_shape[-1]
         self.preprocessing = preprocessing
         self.workers = workers
 
-    def _load(self, path: Path) -> np.ndarray | str:
+    def _load(self, index: int, path: Path, load: Loader | None) -> np.ndarray | str:
         try:
-            return self.preprocessing.load(path)
+            return load(index, path) if load is not None else self.preprocessing.load(path)
         except ImageError as exc:
             return str(exc)
         except OSError as exc:
@@ -170,16 +175,18 @@ class FeatureExtractor:
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output["index"])[0].copy()
 
-    def extract(self, paths: Sequence[Path], desc: str = "features",
-                show_progress: bool = True) -> tuple[np.ndarray, list[tuple[int, str]]]:
-        """``(features N x D, [(index, reason) of images that failed to decode])``.
+    def extract(self, paths: Sequence[Path], desc: str = "features", show_progress: bool = True,
+                load: Loader | None = None,
+                dtype: type = np.float32) -> tuple[np.ndarray, list[tuple[int, str]]]:
+        """``(outputs N x out_shape, [(index, reason) of images that failed to decode])``.
 
-        Failed images get a row of zeros; callers drop them. At most
+        ``load(index, path)`` replaces the plain preprocessing (e.g. to
+        augment). Failed images get zeros; callers drop them. At most
         ``4 * workers`` decoded images wait in memory at any time.
         """
         from tqdm import tqdm
 
-        features = np.zeros((len(paths), self.dim), np.float32)
+        features = np.zeros((len(paths), *self.out_shape), dtype)
         failed: list[tuple[int, str]] = []
         pending: deque[tuple[int, Future]] = deque()
         bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not show_progress,
@@ -195,7 +202,7 @@ class FeatureExtractor:
 
         with bar, ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="litecls-decode") as pool:
             for index, path in enumerate(paths):
-                pending.append((index, pool.submit(self._load, path)))
+                pending.append((index, pool.submit(self._load, index, path, load)))
                 if len(pending) > 4 * self.workers:
                     finish(*pending.popleft())
             while pending:

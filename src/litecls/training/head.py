@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class ClassifierHead(nn.Module):
@@ -55,6 +57,29 @@ def backbone_stages(backbone: nn.Module) -> list[list[nn.Module]]:
     if hasattr(backbone, "features"):  # MobileNetV2
         return [[layer] for layer in backbone.features]
     raise TypeError(f"do not know the stages of {type(backbone).__name__}")
+
+
+def stage_functions(backbone: nn.Module) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """One callable per stage of :func:`backbone_stages`; chained and mean-pooled they are
+    ``forward_features`` (so the backbone can be cut between any two stages)."""
+    if hasattr(backbone, "_blocks"):
+        return [lambda x: F.relu6(backbone._bn0(backbone._conv_stem(x))), *backbone._blocks,
+                lambda x: F.relu6(backbone._bn1(backbone._conv_head(x)))]
+    if hasattr(backbone, "features"):
+        return list(backbone.features)
+    raise TypeError(f"do not know the stages of {type(backbone).__name__}")
+
+
+def run_stages(backbone: nn.Module, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    """Feature maps (NCHW) after stages ``start:stop`` of the backbone."""
+    for stage in stage_functions(backbone)[start:stop]:
+        x = stage(x)
+    return x
+
+
+def pool(maps: torch.Tensor) -> torch.Tensor:
+    """Global average pooling: NCHW maps -> NC embedding (both zoo families pool this way)."""
+    return maps.mean(dim=(2, 3))
 
 
 def trainable_stages(backbone: nn.Module, layers: str | int) -> int:

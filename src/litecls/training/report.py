@@ -104,7 +104,8 @@ def markdown(report: dict) -> str:
                   f"{len(data.get('corrupt', []))} corrupt image(s):", ""]
         lines += [f"- {entry}" for entry in data.get("corrupt", [])]
     opts = report["options"]
-    how = f"fine-tuned: {opts['fine_tune_layers']}" if opts["fine_tune"] else "frozen"
+    how = (f"fine-tuned: {opts['fine_tune_layers']} at learning rate {opts['fine_tune_lr']:g}"
+           if opts["fine_tune"] else "frozen")
     lines += ["", "## Training", "",
               f"Backbone {opts['model']} ({how}), "
               f"{opts['image_size']} px, batch {opts['batch_size']}, learning rate {opts['lr']:g}, "
