@@ -284,6 +284,14 @@ def test_fine_tune_trains_the_top_only_and_resumes(fm_root, zoo_cache, tmp_path)
     changed = changed_stages(model.backbone)
     top = -(-len(changed) // 3)
     assert not any(changed[:-top]) and all(changed[-top:])
+    # Evaluation runs the fine-tuned backbone, not the frozen one the head started on.
+    from litecls.training.augment import to_tensor
+
+    pixels = np.stack([model.preprocessing.load(p) for p in val_set.paths])
+    with torch.no_grad():
+        expected = model.backbone.forward_features(to_tensor(pixels, (127.0,) * 3, (128.0,) * 3)).numpy()
+    features, _ = model.features(val_set, show_progress=False)
+    assert np.allclose(features, expected, atol=1e-4)
     evaluation = model.evaluate(val_set, show_progress=False)
     assert evaluation.num_images == 9 and evaluation.top1 >= 2 / 3
 

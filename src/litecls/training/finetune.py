@@ -134,6 +134,7 @@ def fine_tune(trained: TrainedModel, opts: TrainOptions, train_data: Dataset, va
     for parameter in backbone.parameters():
         parameter.requires_grad_(False)
     trained.backbone = backbone.to(memory_format=torch.contiguous_format).eval()
+    trained.reset_extractor()  # it ran the frozen backbone
     return time.perf_counter() - started
 
 

@@ -48,6 +48,9 @@ class Evaluation:
             text += f", top-5 {100 * self.top5:.2f} %"
         return f"{text} on {self.num_images} images"
 
+    def __str__(self) -> str:
+        return self.summary()
+
 
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
     """Fraction of rows whose true label is among the ``k`` highest scores."""

@@ -87,6 +87,10 @@ class TrainedModel:
             self._extractor = FeatureExtractor(model, self.preprocessing)
         return self._extractor
 
+    def reset_extractor(self) -> None:
+        """Forget the LiteRT extractor (after the backbone changed)."""
+        self._extractor = None
+
     def features(self, dataset: Dataset, desc: str = "features",
                  show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(features, labels)`` of the images of ``dataset`` that decode (others are warned about)."""
