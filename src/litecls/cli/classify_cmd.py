@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from litecls.errors import ImageError
+from litecls.imagefiles import IMAGE_SUFFIXES
 from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 #: Up to this many images get a full table each; more get one line each and a progress bar.
 TABLE_LIMIT = 12
 #: Categories shown on each frame's line of a video (more with --json).

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from litecls.errors import DatasetError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
-_HEADER_NAMES = {"path", "file", "filename", "image", "image_path"}
+from litecls.imagefiles import IMAGE_SUFFIXES, images_under, read_path_label_file
 
 
 @dataclass
@@ -41,21 +39,12 @@ class LabelledSet:
         return len(self.items)
 
 
-def _images_under(folder: Path) -> list[Path]:
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / f for f in sorted(files)
-                     if Path(f).suffix.lower() in IMAGE_SUFFIXES and not f.startswith("."))
-    return found
-
-
 def image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     """Files as given, folders searched recursively for images (sorted)."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
-        found.extend(_images_under(path) if path.is_dir() else [path])
+        found.extend(images_under(path) if path.is_dir() else [path])
     return found
 
 
@@ -72,7 +61,7 @@ def load_folder(root: str | os.PathLike) -> LabelledSet:
     items: list[tuple[Path, str | int]] = []
     empty = []
     for folder in classes:
-        images = _images_under(folder)
+        images = images_under(folder)
         if not images:
             empty.append(folder.name)
         items.extend((path, folder.name) for path in images)
@@ -90,31 +79,8 @@ def load_folder(root: str | os.PathLike) -> LabelledSet:
 
 
 def load_csv(path: str | os.PathLike) -> LabelledSet:
-    """A text/CSV file of ``path,label`` lines; paths are relative to the file's folder.
-
-    A header line (``path,label``), blank lines and ``#`` comments are
-    skipped; quote labels that contain commas. Raises :class:`DatasetError`
-    for a missing file, a line without a label, or a file without entries.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read: {exc}") from None
-    items: list[tuple[Path, str | int]] = []
-    for number, row in enumerate(csv.reader(text.splitlines()), 1):
-        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-            continue
-        if number == 1 and row[0].strip().lower() in _HEADER_NAMES:
-            continue
-        if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            raise DatasetError(f"{path}, line {number}: expected 'path,label', got {','.join(row)!r}")
-        image = Path(row[0].strip())
-        items.append((image if image.is_absolute() else path.parent / image, ",".join(row[1:]).strip()))
-    if not items:
-        raise DatasetError(f"{path}: no 'path,label' lines")
+    """A text/CSV file of ``path,label`` lines (see :func:`litecls.imagefiles.read_path_label_file`)."""
+    items: list[tuple[Path, str | int]] = list(read_path_label_file(path))
     return LabelledSet(items, f"list {path}")
 
 

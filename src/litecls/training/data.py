@@ -14,7 +14,6 @@ model is loaded:
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -24,9 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from litecls.errors import DatasetError, ImageError
-
-#: File name extensions read as images (anything PIL decodes that cameras and the web use).
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+from litecls.imagefiles import IMAGE_SUFFIXES, read_path_label_file
 
 #: Sub-folder names recognised as explicit splits.
 SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
@@ -98,25 +95,9 @@ class Dataset:
         Missing or undecodable files are listed as corrupt and skipped.
         """
         csv_path = Path(csv_path)
-        try:
-            text = csv_path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise DatasetError(f"{csv_path}: no such CSV file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{csv_path}: cannot read CSV file: {exc}") from None
-        rows = [row for row in csv.reader(text.splitlines()) if row and any(c.strip() for c in row)]
-        if rows and rows[0][0].strip().lower() in ("path", "file", "filename", "image", "image_path"):
-            rows = rows[1:]
-        entries = []
-        for number, row in enumerate(rows, start=1):
-            if len(row) < 2 or not row[0].strip() or not row[1].strip():
-                raise DatasetError(f"{csv_path}: row {number} is {row!r}; each row must be path,label")
-            path = Path(row[0].strip())
-            entries.append((path if path.is_absolute() else csv_path.parent / path, row[1].strip()))
-        if not entries:
-            raise DatasetError(f"{csv_path}: no rows; expected lines of path,label")
-        skipped = [p for p, _ in entries if p.suffix.lower() not in IMAGE_EXTENSIONS]
-        entries = [(p, label) for p, label in entries if p.suffix.lower() in IMAGE_EXTENSIONS]
+        entries = read_path_label_file(csv_path)
+        skipped = [p for p, _ in entries if p.suffix.lower() not in IMAGE_SUFFIXES]
+        entries = [(p, label) for p, label in entries if p.suffix.lower() in IMAGE_SUFFIXES]
         names = list(classes) if classes is not None else sorted({label for _, label in entries})
         unknown = sorted({label for _, label in entries} - set(names))
         if unknown:
@@ -130,7 +111,7 @@ class Dataset:
         """Warn about skipped files, drop corrupt images, refuse an empty set."""
         if self.skipped:
             warnings.warn(f"{origin}: skipped {len(self.skipped)} file(s) that are not images "
-                          f"({', '.join(sorted(IMAGE_EXTENSIONS))}): {_listing(self.skipped)}",
+                          f"({', '.join(sorted(IMAGE_SUFFIXES))}): {_listing(self.skipped)}",
                           DatasetWarning, stacklevel=3)
         if verify and self.paths:
             bad = find_corrupt(self.paths)
@@ -275,7 +256,7 @@ class ImageFolder(Dataset):
             for path in sorted(folder.rglob("*")):
                 if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
                     continue
-                if path.suffix.lower() in IMAGE_EXTENSIONS:
+                if path.suffix.lower() in IMAGE_SUFFIXES:
                     paths.append(path)
                     labels.append(label)
                 else:

@@ -1,0 +1,63 @@
+"""Image files on disk: which names are images, finding them, and ``path,label`` lists.
+
+One place for what training (:mod:`litecls.training.data`), evaluation
+(:mod:`litecls.evaluation.dataset`) and ``litecls classify`` all need.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from litecls.errors import DatasetError
+
+#: File name extensions read as images (what PIL decodes and cameras and the web use).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"})
+
+#: First-column names that mark a header row in a ``path,label`` file.
+_HEADER_NAMES = {"path", "file", "filename", "image", "image_path"}
+
+
+def is_image_name(path: str | os.PathLike) -> bool:
+    """Whether the file name has an image extension (the content is not checked)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def images_under(folder: str | os.PathLike) -> list[Path]:
+    """Image files below ``folder``, recursively, sorted; hidden files and folders are ignored."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(root) / f for f in sorted(files) if is_image_name(f) and not f.startswith("."))
+    return found
+
+
+def read_path_label_file(path: str | os.PathLike) -> list[tuple[Path, str]]:
+    """The ``(image path, label)`` rows of a CSV/text file of ``path,label`` lines.
+
+    Relative paths start at the file's folder. A header line (``path,label``),
+    blank lines and ``#`` comments are skipped; quote labels that contain
+    commas. Raises :class:`DatasetError` for a missing or unreadable file, a
+    line without a label, or a file without entries.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read: {exc}") from None
+    rows: list[tuple[Path, str]] = []
+    for number, row in enumerate(csv.reader(text.splitlines()), 1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        if number == 1 and row[0].strip().lower() in _HEADER_NAMES:
+            continue
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise DatasetError(f"{path}, line {number}: expected 'path,label', got {','.join(row)!r}")
+        image = Path(row[0].strip())
+        rows.append((image if image.is_absolute() else path.parent / image, ",".join(row[1:]).strip()))
+    if not rows:
+        raise DatasetError(f"{path}: no 'path,label' lines")
+    return rows
