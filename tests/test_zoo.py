@@ -89,6 +89,24 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path):
+    """A cached file whose metadata version is not this litecls's is rebuilt, not served."""
+    from litecls.export import flatbuffer
+    from litecls.export.metadata import write_metadata
+    from litecls.models.zoo import FILE_VERSIONS, built_path
+
+    current = zoo_model("efficientnet_lite0", "int8")
+    (tmp_path / current.name).write_bytes(current.read_bytes())
+    assert built_path("efficientnet_lite0", "int8", tmp_path) == tmp_path / current.name
+    meta = read_metadata(current)
+    meta.version = str(int(FILE_VERSIONS["int8"]) - 1)
+    old = write_metadata(flatbuffer.strip_metadata(current.read_bytes()), meta)
+    (tmp_path / current.name).write_bytes(old)
+    assert built_path("efficientnet_lite0", "int8", tmp_path) is None
+    (tmp_path / current.name).write_bytes(b"not a model")
+    assert built_path("efficientnet_lite0", "int8", tmp_path) is None
+
+
 @pytest.mark.parametrize("name", ZOO)
 def test_float32_matches_pytorch(name, zoo_model):
     images, _ = imagenet_set(name)
@@ -111,12 +129,13 @@ def test_float32_accuracy_on_labelled_photos(name, zoo_model):
     assert sum(label in row for label, row in zip(labels, top5, strict=True)) >= 19
 
 
-# Post-training int8 reaches the 95 % target on Lite0 and Lite2 (56/58 each)
-# but not on Lite1 (53/58) and MobileNetV2 (52/58, the textbook hard case:
-# weight rounding alone already costs it 3 of 40). Most flips are photos
-# where float32's top two are within a few points. These floors are the
-# measured values, so any regression fails; see the issue note.
-AGREEMENT_FLOOR = {"efficientnet_lite1": 0.90, "mobilenet_v2": 0.88}
+# Post-training int8 reaches the 95 % target on Lite0 (57/58) and Lite2 (56/58)
+# but not on Lite1 and MobileNetV2 (53/58 each). Most flips are photos where
+# float32's top two are within a few points; which ones flip changes with any
+# change of calibration or rounding (int8 activation noise: MobileNetV2's
+# features end at ~8 dB SQNR). These floors are the measured values, so any
+# regression fails; see the issue note.
+AGREEMENT_FLOOR = {"efficientnet_lite1": 0.91, "mobilenet_v2": 0.91}
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -127,6 +146,34 @@ def test_int8_agrees_with_float32_and_is_smaller(name, zoo_model):
     agree = (run_tflite(float_path, images).argmax(1) == run_tflite(int8_path, images).argmax(1)).mean()
     assert agree >= AGREEMENT_FLOOR.get(name, 0.95)
     assert float_path.stat().st_size / int8_path.stat().st_size >= 3.3
+
+
+def test_int8_logits_are_not_clipped(zoo_model):
+    """The classifier layer computes in float: confident photos keep a clear winner.
+
+    With int8 logits calibrated on thumbnails, MobileNetV2's most confident
+    photos clipped at the top of the logit range and came out with two or
+    three classes tied for first place.
+    """
+    from litecls.export import flatbuffer
+
+    path = zoo_model("mobilenet_v2", "int8")
+    model = flatbuffer.read(path.read_bytes())
+    graph = model.subgraphs[0]
+    kinds = [flatbuffer._builtin(model, op) for op in graph.operators]
+    ops = flatbuffer.schema.BuiltinOperator
+    assert kinds[-3:] == [ops.FULLY_CONNECTED, ops.SOFTMAX, ops.QUANTIZE]
+    logits = graph.tensors[graph.operators[-3].outputs[0]]
+    assert logits.type == flatbuffer.schema.TensorType.FLOAT32
+    weights = graph.tensors[graph.operators[-3].inputs[1]]
+    producer = next(op for op in graph.operators if graph.operators[-3].inputs[1] in list(op.outputs))
+    assert graph.tensors[producer.inputs[0]].type == flatbuffer.schema.TensorType.INT8  # stored int8
+    assert weights.type == flatbuffer.schema.TensorType.FLOAT32
+    out = Interpreter(model_path=str(path)).get_output_details()[0]
+    assert out["quantization"] == (1 / 256, 0)
+    scores = run_tflite(path, agreement_set("mobilenet_v2"))
+    assert scores.max() > 0.95  # a confident photo reaches the top of the probability range
+    assert all((row == row.max()).sum() == 1 for row in scores)  # no ties for first place
 
 
 @pytest.mark.parametrize("precision", ["float16", "dynamic"])

@@ -96,6 +96,26 @@ def _retarget_signatures(model: schema.ModelT, old: int, new: int) -> None:
                 tensor_map.tensorIndex = new
 
 
+def _name(tensor: schema.TensorT) -> str:
+    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+
+
+def classifier_tail(model_bytes: bytes) -> tuple[str, str] | None:
+    """Output tensor names of the final ``FULLY_CONNECTED -> SOFTMAX`` pair, if the model ends so."""
+    model = read(model_bytes)
+    graph = model.subgraphs[0]
+    if len(graph.outputs) != 1:
+        return None
+    producers = {out: op for op in graph.operators for out in op.outputs}
+    softmax = producers.get(graph.outputs[0])
+    if softmax is None or _builtin(model, softmax) != schema.BuiltinOperator.SOFTMAX:
+        return None
+    classifier = producers.get(softmax.inputs[0])
+    if classifier is None or _builtin(model, classifier) != schema.BuiltinOperator.FULLY_CONNECTED:
+        return None
+    return _name(graph.tensors[classifier.outputs[0]]), _name(graph.tensors[softmax.outputs[0]])
+
+
 def int8_io_to_uint8(model_bytes: bytes) -> bytes:
     """Give a full-integer int8 model uint8 input and output tensors, every op delegable to XNNPACK.
 
@@ -109,10 +129,15 @@ def int8_io_to_uint8(model_bytes: bytes) -> bytes:
     * input: uint8 -> DEQUANTIZE -> float32 -> QUANTIZE -> int8. The uint8
       tensor has the int8 one's scale and its zero point + 128, so every
       pixel maps to exactly the int8 value the requantize gave.
-    * output: an int8 SOFTMAX at the end becomes DEQUANTIZE (int8 logits) ->
-      float32 SOFTMAX -> QUANTIZE to uint8 with the int8 probabilities' scale
-      (1/256) and zero point + 128; without a final SOFTMAX the int8 scores
-      go through DEQUANTIZE -> QUANTIZE to uint8 the same way.
+    * output, three cases:
+      - the quantizer already ends in QUANTIZE from float (a float softmax:
+        see :func:`litecls.export.quantize.quantize_int8`, which keeps the
+        classifier layer's logits float): that QUANTIZE writes uint8
+        directly, probabilities with scale 1/256 and zero point 0;
+      - an int8 SOFTMAX at the end becomes DEQUANTIZE (int8 logits) ->
+        float32 SOFTMAX -> QUANTIZE to uint8 (scale 1/256, zero point 0);
+      - without a final SOFTMAX the int8 scores go through DEQUANTIZE ->
+        QUANTIZE to uint8 with their scale and zero point + 128.
 
     The float tensors hold one image and 1000 scores; the network body stays
     int8. Measured on the four zoo models: identical uint8 scores on 58 real
@@ -137,11 +162,20 @@ def int8_io_to_uint8(model_bytes: bytes) -> bytes:
     in_t.name = _suffixed(in_t.name, b"_int8")
     head = [_op(model, ops.DEQUANTIZE, new_in, in_float), _op(model, ops.QUANTIZE, in_float, in_idx)]
 
-    new_out = _add_tensor(model, out_t, out_t.name, schema.TensorType.UINT8,
-                          out_t.quantization.scale[0], out_t.quantization.zeroPoint[0] + 128)
     producer = next((op for op in graph.operators if out_idx in list(op.outputs)), None)
     consumed = any(out_idx in list(op.inputs) for op in graph.operators)
-    if producer is not None and _builtin(model, producer) == ops.SOFTMAX and not consumed:
+    source = graph.tensors[producer.inputs[0]] if producer is not None else None
+    tail: list[schema.OperatorT] = []
+    if (producer is not None and not consumed and _builtin(model, producer) == ops.QUANTIZE
+            and source is not None and source.type == float32):
+        softmax = next((op for op in graph.operators if producer.inputs[0] in list(op.outputs)), None)
+        probabilities = softmax is not None and _builtin(model, softmax) == ops.SOFTMAX
+        scale, zero_point = ((1 / 256, 0) if probabilities
+                             else (out_t.quantization.scale[0], out_t.quantization.zeroPoint[0] + 128))
+        new_out = _add_tensor(model, out_t, out_t.name, schema.TensorType.UINT8, scale, zero_point)
+        producer.outputs = [new_out]
+    elif producer is not None and _builtin(model, producer) == ops.SOFTMAX and not consumed:
+        new_out = _add_tensor(model, out_t, out_t.name, schema.TensorType.UINT8, 1 / 256, 0)
         logits = graph.tensors[producer.inputs[0]]
         logits_float = _add_tensor(model, logits, _suffixed(logits.name, b"_float"), float32)
         probs_float = _add_tensor(model, out_t, _suffixed(out_t.name, b"_float"), float32)
@@ -150,6 +184,8 @@ def int8_io_to_uint8(model_bytes: bytes) -> bytes:
                 _op(model, ops.SOFTMAX, logits_float, probs_float, like=producer),
                 _op(model, ops.QUANTIZE, probs_float, new_out)]
     else:
+        new_out = _add_tensor(model, out_t, out_t.name, schema.TensorType.UINT8,
+                              out_t.quantization.scale[0], out_t.quantization.zeroPoint[0] + 128)
         scores_float = _add_tensor(model, out_t, _suffixed(out_t.name, b"_float"), float32)
         tail = [_op(model, ops.DEQUANTIZE, out_idx, scores_float),
                 _op(model, ops.QUANTIZE, scores_float, new_out)]

@@ -14,13 +14,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from litecls.errors import CacheDirError, ExportError
+from litecls.errors import CacheDirError, ExportError, ModelFileError
 from litecls.export.quantize import PRECISIONS
 from litecls.export.spec import ExportSpec
 from litecls.models.registry import ModelConfig, get_config
 
 DEFAULT_MODEL = "efficientnet_lite0"
 DEFAULT_PRECISION = "int8"
+
+#: Version written to each file's metadata; a cached file with another version was built by an
+#: older litecls and is rebuilt. int8 "2": the classifier layer's logits are float (not clipped).
+FILE_VERSIONS = {"float32": "1", "float16": "1", "dynamic": "1", "int8": "2"}
 
 Progress = Callable[[str], None]
 
@@ -49,15 +53,15 @@ def parse_model_ref(ref: str) -> tuple[str, str]:
     return get_config(name).name, precision
 
 
-def zoo_spec(config: ModelConfig) -> ExportSpec:
-    """The export spec of a zoo model: its config, ImageNet labels and display names."""
+def zoo_spec(config: ModelConfig, precision: str = "float32") -> ExportSpec:
+    """The export spec of a zoo model at ``precision``: its config, ImageNet labels and display names."""
     from litecls.models.labels import imagenet_display_names, imagenet_labels
 
     return ExportSpec(
         name=config.display_name, labels=list(imagenet_labels()),
         display_names={"en": list(imagenet_display_names())},
         input_size=(config.input_size, config.input_size), mean=config.mean, std=config.std,
-        description=config.description, version="1", author="litecls",
+        description=config.description, version=FILE_VERSIONS[precision], author="litecls",
         license=config.weights_license, crop_pct=config.crop_pct)
 
 
@@ -98,9 +102,19 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def built_path(name: str, precision: str, cache: str | os.PathLike | None = None) -> Path | None:
-    """Path of an already built zoo file, or ``None``."""
+    """Path of an already built, current zoo file, or ``None``."""
     path = cache_dir(cache) / model_filename(name, precision)
-    return path if path.is_file() else None
+    return path if path.is_file() and _is_current(path, precision) else None
+
+
+def _is_current(path: Path, precision: str) -> bool:
+    """Whether a cached file was built by this litecls's export (its metadata version)."""
+    from litecls.export.metadata import read_metadata
+
+    try:
+        return read_metadata(path).version == FILE_VERSIONS[precision]
+    except (ModelFileError, OSError):  # unreadable or foreign file: rebuild rather than serve it
+        return False
 
 
 def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLike | None = None,
@@ -116,11 +130,13 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
     folder = _writable_dir(cache_dir(cache))
     target = folder / model_filename(config.name, precision)
     if target.is_file() and not force:
-        return target
+        if _is_current(target, precision):
+            return target
+        say(f"{config.name}: {target.name} was built by an older litecls; rebuilding")
 
     from litecls.export import export_tflite, flatbuffer
 
-    spec = zoo_spec(config)
+    spec = zoo_spec(config, precision)
     labels = folder / "labels.txt"
     if not labels.is_file():
         atomic_write(labels, ("\n".join(spec.labels) + "\n").encode())
