@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (imported on first use: matplotlib is slow to load)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never needs a display
@@ -20,28 +21,37 @@ def _pyplot():
 
 def plot_confusion(classes: Sequence[str], matrix: np.ndarray, out: str | os.PathLike,
                    title: str = "") -> Path:
-    """Draw a confusion matrix (rows true, columns predicted; last column "other") to ``out``."""
-    plt = _pyplot()
+    """Draw a confusion matrix to ``out``: rows true, columns predicted, shaded by share of the row.
+
+    ``matrix`` is ``n x n``, or ``n x (n + 1)`` with a last column "other"
+    (predictions outside ``classes``). Counts are written in up to 30 classes.
+    """
+    plt = pyplot()
     n = len(classes)
-    size = max(5.0, 0.38 * n + 2.5)
+    columns = [*classes, "other"][:matrix.shape[1]]
+    size = min(max(5.0, 0.38 * n + 2.5), 30.0)
     fig, ax = plt.subplots(figsize=(size + 0.6, size))
     shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(n + 1), [*classes, "other"], rotation=90, fontsize=7)
+    ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)
     ax.set_yticks(range(n), classes, fontsize=7)
     ax.set_xlabel("predicted (top-1)")
     ax.set_ylabel("true label")
-    for i in range(n):
-        for j in range(n + 1):
-            if matrix[i, j]:
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if shown[i, j] > 0.5 else "black")
+    if n <= 30:
+        for i, j in zip(*np.nonzero(matrix), strict=True):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6,
+                    color="white" if shown[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, fraction=0.04, label="fraction of the row")
+    return _save(fig, ax, title, out)
+
+
+def _save(fig, ax, title: str, out: str | os.PathLike) -> Path:
+    """Title, lay out, write ``out`` as PNG and free the figure."""
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=120)
-    plt.close(fig)
+    pyplot().close(fig)
     return out
 
 
@@ -52,7 +62,7 @@ def plot_pareto(points: Sequence[dict], out: str | os.PathLike, x_label: str, y_
     Colour says the model and the marker the precision, so overlapping
     points stay readable; only the Pareto points are labelled.
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
@@ -81,9 +91,4 @@ def plot_pareto(points: Sequence[dict], out: str | os.PathLike, x_label: str, y_
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.grid(True, alpha=0.3)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, ax, title, out)

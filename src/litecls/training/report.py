@@ -10,22 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from litecls.evaluation import plots
 from litecls.training.metrics import Evaluation
 from litecls.training.trainer import EpochRecord
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_curves(history: list[EpochRecord], path: str | os.PathLike) -> Path:
     """Loss and accuracy per epoch (training and validation), one panel each; stages follow each other."""
-    plt = _pyplot()
+    plt = plots.pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     x = np.arange(1, len(history) + 1)
     for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
@@ -48,32 +40,9 @@ def plot_curves(history: list[EpochRecord], path: str | os.PathLike) -> Path:
 
 
 def plot_confusion(evaluation: Evaluation, path: str | os.PathLike, title: str = "") -> Path:
-    """The confusion matrix, rows normalised to recall, with counts written in for up to 30 classes."""
-    plt = _pyplot()
-    matrix = evaluation.confusion
-    n = len(evaluation.classes)
-    rows = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, rows, out=np.zeros(matrix.shape, float), where=rows > 0)
-    side = min(4 + 0.5 * n, 30)
-    fig, ax = plt.subplots(figsize=(side, side * 0.85))
-    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), evaluation.classes, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n), evaluation.classes, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title or f"confusion matrix (top-1 {100 * evaluation.top1:.1f} %)")
-    if n <= 30:
-        for i in range(n):
-            for j in range(n):
-                if matrix[i, j]:
-                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if share[i, j] > 0.5 else "black")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    """The confusion matrix of ``evaluation`` as PNG (see :func:`litecls.evaluation.plots.plot_confusion`)."""
+    return plots.plot_confusion(evaluation.classes, evaluation.confusion, path,
+                                title or f"confusion matrix (top-1 {100 * evaluation.top1:.1f} %)")
 
 
 def confusion_csv(evaluation: Evaluation) -> str:
