@@ -15,7 +15,10 @@ and quantization) and timed on its own, with XNNPACK when the op was
 delegated in the full graph and with the built-in kernels otherwise, so it
 runs the kernel it runs in the full graph. Isolated ops miss cache reuse and
 fusion between neighbours; the sum is therefore compared with the whole
-model's latency in the report.
+model's latency in the report. Ops whose inputs are all constant (the
+DEQUANTIZE of int8 weights in front of a float layer) are computed once when
+the model loads: they count 0 ms, and the layer they feed is timed with
+them, so that its weights are static as in the full graph.
 """
 
 from __future__ import annotations
@@ -123,11 +126,25 @@ def delegation_of(model: str | os.PathLike | bytes, num_threads: int = 1) -> Del
 # -- one-op models ---------------------------------------------------------------------------------
 
 
+def _is_constant(model, index: int) -> bool:
+    """Whether tensor ``index`` of subgraph 0 holds data in the file (weights, biases, shapes)."""
+    buffer = model.buffers[model.subgraphs[0].tensors[index].buffer]
+    return buffer.data is not None and len(buffer.data) > 0
+
+
+def _constant_only(model, op) -> bool:
+    """Whether every input of ``op`` is constant: the runtime computes it once, at load."""
+    inputs = [int(i) for i in op.inputs if int(i) >= 0]
+    return bool(inputs) and all(_is_constant(model, i) for i in inputs)
+
+
 def _single_op_model(model, op_position: int) -> bytes:
     """A model holding only op ``op_position`` of subgraph 0, its tensors and constant buffers.
 
-    Constant inputs (weights, biases, shapes) keep their data; every other
-    input becomes a graph input, the op's outputs the graph outputs.
+    Constant inputs (weights, biases, shapes) keep their data; an input made
+    from constants alone (int8 weights through DEQUANTIZE) comes with the op
+    that makes it; every other input becomes a graph input, the op's outputs
+    the graph outputs.
     """
     from ai_edge_litert import schema_py_generated as schema
 
@@ -135,33 +152,42 @@ def _single_op_model(model, op_position: int) -> bytes:
 
     graph = model.subgraphs[0]
     op = graph.operators[op_position]
+    producers = {int(out): producer for producer in graph.operators for out in producer.outputs}
     sub = schema.SubGraphT()
-    sub.tensors, sub.inputs = [], []
+    sub.tensors, sub.inputs, sub.operators = [], [], []
     buffers = [schema.BufferT()]  # buffer 0 is the empty sentinel
+    taken: dict[int, int] = {}
+
+    def copy_op(source, inputs: list[int], outputs: list[int]):
+        new_op = schema.OperatorT()
+        vars(new_op).update(vars(source))
+        new_op.inputs, new_op.outputs, new_op.intermediates = inputs, outputs, None
+        return new_op
 
     def take(index: int, is_input: bool) -> int:
         if index < 0:  # optional input left out
             return index
+        if index in taken:
+            return taken[index]
         tensor = graph.tensors[index]
         copy = schema.TensorT()
         vars(copy).update(vars(tensor))
-        source = model.buffers[tensor.buffer] if tensor.buffer else None
-        constant = source is not None and source.data is not None and len(source.data) > 0
-        buffers.append(source if constant else schema.BufferT())
+        constant = _is_constant(model, index)
+        buffers.append(model.buffers[tensor.buffer] if constant else schema.BufferT())
         copy.buffer = len(buffers) - 1
         sub.tensors.append(copy)
-        position = len(sub.tensors) - 1
-        if is_input and not constant:
+        position = taken[index] = len(sub.tensors) - 1
+        maker = producers.get(index)
+        if is_input and not constant and maker is not None and _constant_only(model, maker):
+            sub.operators.append(copy_op(maker, [take(int(i), True) for i in maker.inputs], [position]))
+        elif is_input and not constant:
             sub.inputs.append(position)
         return position
 
-    new_op = schema.OperatorT()
-    vars(new_op).update(vars(op))
-    new_op.inputs = [take(int(i), True) for i in op.inputs]
-    new_op.outputs = [take(int(o), False) for o in op.outputs]
-    new_op.intermediates = None
-    sub.outputs = list(new_op.outputs)
-    sub.operators = [new_op]
+    inputs = [take(int(i), True) for i in op.inputs]
+    outputs = [take(int(o), False) for o in op.outputs]
+    sub.operators.append(copy_op(op, inputs, outputs))
+    sub.outputs = outputs
     out = schema.ModelT()
     out.version = model.version
     out.operatorCodes = model.operatorCodes
@@ -211,6 +237,10 @@ def profile_ops(model: str | os.PathLike | bytes, num_threads: int = 1, warmup: 
     parsed = flatbuffer.read(data)
     # Interpreter node indices follow the order of subgraph 0's operators.
     for info in report.ops:
+        if _constant_only(parsed, parsed.subgraphs[0].operators[info.index]):
+            info.ms, info.isolated_delegated = 0.0, info.delegated
+            report.notes.append(f"{info.op}#{info.index}: constant inputs only, computed once at load")
+            continue
         try:
             one_op = _single_op_model(parsed, info.index)
             resolver = OpResolverType.AUTO if info.delegated else \
