@@ -89,7 +89,7 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path):
+def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path, capsys):
     """A cached file whose metadata version is not this litecls's is rebuilt, not served."""
     from litecls.export import flatbuffer
     from litecls.export.metadata import write_metadata
@@ -103,6 +103,11 @@ def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path):
     old = write_metadata(flatbuffer.strip_metadata(current.read_bytes()), meta)
     (tmp_path / current.name).write_bytes(old)
     assert built_path("efficientnet_lite0", "int8", tmp_path) is None
+    from litecls.cli.main import main
+
+    assert main(["models", "list", "--cache-dir", str(tmp_path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("efficientnet_lite0"))
+    assert row.split()[-4:] == ["-", "-", "-", "old"]  # float32 float16 dynamic int8
     (tmp_path / current.name).write_bytes(b"not a model")
     assert built_path("efficientnet_lite0", "int8", tmp_path) is None
 

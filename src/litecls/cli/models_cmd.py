@@ -71,7 +71,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Print every zoo model with size, parameters, MACs and built file sizes."""
     from litecls.models import create_model, get_config, list_models
     from litecls.models.complexity import count_params_and_macs
-    from litecls.models.zoo import built_path
+    from litecls.models.zoo import built_path, cache_dir, model_filename
 
     header = ["model", "input", "params (M)", "MACs (M)", *[f"{p} (MB)" for p in PRECISIONS]]
     rows = []
@@ -82,11 +82,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         sizes = []
         for precision in PRECISIONS:
             path = built_path(name, precision, args.cache_dir)
-            sizes.append(f"{path.stat().st_size / 1e6:.1f}" if path else "-")
+            stale = path is None and (cache_dir(args.cache_dir) / model_filename(name, precision)).is_file()
+            sizes.append(f"{path.stat().st_size / 1e6:.1f}" if path else "old" if stale else "-")
         rows.append([name, f"{config.input_size}x{config.input_size}", f"{params / 1e6:.2f}",
                      f"{macs / 1e6:.0f}", *sizes])
     print(format_table(header, rows))
-    print("\n'-' = not built yet: litecls models build NAME --precision P")
+    print("\n'-' = not built yet, 'old' = built by an older litecls (rebuilt on next use): "
+          "litecls models build NAME --precision P")
     return 0
 
 

@@ -24,6 +24,7 @@ Three choices differ from the quantizer's defaults, all measured:
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -87,14 +88,17 @@ def quantize_int8(model: bytes, spec: ExportSpec, calibration: Iterable[np.ndarr
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     _float_logits(q, model)
     # Quantizer.calibrate() offers no choice of statistic; the Calibrator does.
-    calib = calibrator.Calibrator(bytearray(model), num_threads=2,
-                                  qsv_update_func=qsv_utils.min_max_update)
-    calib.calibrate({signature: samples}, q._recipe_manager)
-    qsvs = calib.get_model_qsvs()
-    low, high = spec.float_input_range()
-    shape = np.shape(qsvs[tensor_name]["min"])
-    qsvs[tensor_name] = {"min": np.full(shape, low, np.float32), "max": np.full(shape, high, np.float32)}
-    quantized = bytes(q.quantize(qsvs, enable_progress_report=False).quantized_model)
+    with warnings.catch_warnings():
+        # The quantizer keeps every tensor on purpose; LiteRT warns that this is for debugging.
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors", category=UserWarning)
+        calib = calibrator.Calibrator(bytearray(model), num_threads=2,
+                                      qsv_update_func=qsv_utils.min_max_update)
+        calib.calibrate({signature: samples}, q._recipe_manager)
+        qsvs = calib.get_model_qsvs()
+        low, high = spec.float_input_range()
+        shape = np.shape(qsvs[tensor_name]["min"])
+        qsvs[tensor_name] = {"min": np.full(shape, low, np.float32), "max": np.full(shape, high, np.float32)}
+        quantized = bytes(q.quantize(qsvs, enable_progress_report=False).quantized_model)
     result = flatbuffer.int8_io_to_uint8(quantized)
     flatbuffer.check_roundtrip(quantized, result, "switching I/O to uint8")
     _check_pixel_input(result, low, high)
