@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from litecls.errors import ImageError
-from litecls.imagefiles import IMAGE_SUFFIXES
+from litecls.imagefiles import IMAGE_SUFFIXES, is_image_name
 from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
 
 #: Up to this many images get a full table each; more get one line each and a progress bar.
@@ -73,7 +73,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Path], list[Path]
         path = Path(item)
         if path.is_dir():
             found = [Path(root) / name for root, dirs, files in _sorted_walk(path) for name in files
-                     if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+                     if is_image_name(name)]
             images += found
             if not found:
                 empty.append(path)

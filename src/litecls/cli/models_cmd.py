@@ -71,7 +71,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Print every zoo model with size, parameters, MACs and built file sizes."""
     from litecls.models import create_model, get_config, list_models
     from litecls.models.complexity import count_params_and_macs
-    from litecls.models.zoo import built_path, cache_dir, model_filename
+    from litecls.models.zoo import built_path, cached_file
 
     header = ["model", "input", "params (M)", "MACs (M)", *[f"{p} (MB)" for p in PRECISIONS]]
     rows = []
@@ -82,7 +82,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         sizes = []
         for precision in PRECISIONS:
             path = built_path(name, precision, args.cache_dir)
-            stale = path is None and (cache_dir(args.cache_dir) / model_filename(name, precision)).is_file()
+            stale = path is None and cached_file(name, precision, args.cache_dir).is_file()
             sizes.append(f"{path.stat().st_size / 1e6:.1f}" if path else "old" if stale else "-")
         rows.append([name, f"{config.input_size}x{config.input_size}", f"{params / 1e6:.2f}",
                      f"{macs / 1e6:.0f}", *sizes])

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from litecls.errors import DatasetError
-from litecls.imagefiles import IMAGE_SUFFIXES, images_under, read_path_label_file
+from litecls.imagefiles import IMAGE_SUFFIXES, images_under, is_image_name, read_path_label_file
 
 
 @dataclass
@@ -65,7 +65,7 @@ def load_folder(root: str | os.PathLike) -> LabelledSet:
         if not images:
             empty.append(folder.name)
         items.extend((path, folder.name) for path in images)
-    loose = [p for p in sorted(root.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    loose = [p for p in sorted(root.iterdir()) if p.is_file() and is_image_name(p)]
     skipped = [(str(p), "image not in a label folder: its label is unknown") for p in loose]
     skipped += [(str(root / name), "label folder without images") for name in empty]
     if not items:
@@ -90,7 +90,7 @@ def load_labelled(data: str | os.PathLike) -> LabelledSet:
     if path.is_dir():
         return load_folder(path)
     if path.is_file():
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+        if is_image_name(path):
             raise DatasetError(f"{path}: a single image has no label; give a folder of label folders "
                                "or a CSV file of path,label lines")
         return load_csv(path)

@@ -100,17 +100,21 @@ def _name(tensor: schema.TensorT) -> str:
     return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
 
 
+def _producer(graph: schema.SubGraphT, tensor: int) -> schema.OperatorT | None:
+    """The op that writes ``tensor``, or ``None`` for inputs and constants."""
+    return next((op for op in graph.operators if tensor in list(op.outputs)), None)
+
+
 def classifier_tail(model_bytes: bytes) -> tuple[str, str] | None:
     """Output tensor names of the final ``FULLY_CONNECTED -> SOFTMAX`` pair, if the model ends so."""
     model = read(model_bytes)
     graph = model.subgraphs[0]
     if len(graph.outputs) != 1:
         return None
-    producers = {out: op for op in graph.operators for out in op.outputs}
-    softmax = producers.get(graph.outputs[0])
+    softmax = _producer(graph, graph.outputs[0])
     if softmax is None or _builtin(model, softmax) != schema.BuiltinOperator.SOFTMAX:
         return None
-    classifier = producers.get(softmax.inputs[0])
+    classifier = _producer(graph, softmax.inputs[0])
     if classifier is None or _builtin(model, classifier) != schema.BuiltinOperator.FULLY_CONNECTED:
         return None
     return _name(graph.tensors[classifier.outputs[0]]), _name(graph.tensors[softmax.outputs[0]])
@@ -162,13 +166,13 @@ def int8_io_to_uint8(model_bytes: bytes) -> bytes:
     in_t.name = _suffixed(in_t.name, b"_int8")
     head = [_op(model, ops.DEQUANTIZE, new_in, in_float), _op(model, ops.QUANTIZE, in_float, in_idx)]
 
-    producer = next((op for op in graph.operators if out_idx in list(op.outputs)), None)
+    producer = _producer(graph, out_idx)
     consumed = any(out_idx in list(op.inputs) for op in graph.operators)
     source = graph.tensors[producer.inputs[0]] if producer is not None else None
     tail: list[schema.OperatorT] = []
     if (producer is not None and not consumed and _builtin(model, producer) == ops.QUANTIZE
             and source is not None and source.type == float32):
-        softmax = next((op for op in graph.operators if producer.inputs[0] in list(op.outputs)), None)
+        softmax = _producer(graph, producer.inputs[0])
         probabilities = softmax is not None and _builtin(model, softmax) == ops.SOFTMAX
         scale, zero_point = ((1 / 256, 0) if probabilities
                              else (out_t.quantization.scale[0], out_t.quantization.zeroPoint[0] + 128))

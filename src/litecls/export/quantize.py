@@ -17,7 +17,7 @@ Three choices differ from the quantizer's defaults, all measured:
   dequantized once at load), so the logits are not int8. Real photos give
   logits well beyond what calibration photos give (MobileNetV2: up to 29.9
   against a calibrated 19.8); int8 logits clipped there, and 3 of 58 photos
-  came out with two or three classes tied at the top. The layer is 0.3 % of
+  came out with two or three classes tied at the top. The layer is 0.3-0.4 % of
   the network's MACs and still runs in XNNPACK.
 """
 

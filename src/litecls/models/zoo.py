@@ -101,9 +101,14 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def cached_file(name: str, precision: str, cache: str | os.PathLike | None = None) -> Path:
+    """Where zoo model ``name`` at ``precision`` lives in the cache (whether built or not)."""
+    return cache_dir(cache) / model_filename(name, precision)
+
+
 def built_path(name: str, precision: str, cache: str | os.PathLike | None = None) -> Path | None:
     """Path of an already built, current zoo file, or ``None``."""
-    path = cache_dir(cache) / model_filename(name, precision)
+    path = cached_file(name, precision, cache)
     return path if path.is_file() and _is_current(path, precision) else None
 
 

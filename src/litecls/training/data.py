@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from litecls.errors import DatasetError, ImageError
-from litecls.imagefiles import IMAGE_SUFFIXES, read_path_label_file
+from litecls.imagefiles import IMAGE_SUFFIXES, is_image_name, read_path_label_file
 
 #: Sub-folder names recognised as explicit splits.
 SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
@@ -96,8 +96,8 @@ class Dataset:
         """
         csv_path = Path(csv_path)
         entries = read_path_label_file(csv_path)
-        skipped = [p for p, _ in entries if p.suffix.lower() not in IMAGE_SUFFIXES]
-        entries = [(p, label) for p, label in entries if p.suffix.lower() in IMAGE_SUFFIXES]
+        skipped = [p for p, _ in entries if not is_image_name(p)]
+        entries = [(p, label) for p, label in entries if is_image_name(p)]
         names = list(classes) if classes is not None else sorted({label for _, label in entries})
         unknown = sorted({label for _, label in entries} - set(names))
         if unknown:
@@ -256,7 +256,7 @@ class ImageFolder(Dataset):
             for path in sorted(folder.rglob("*")):
                 if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
                     continue
-                if path.suffix.lower() in IMAGE_SUFFIXES:
+                if is_image_name(path):
                     paths.append(path)
                     labels.append(label)
                 else:
