@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from litecls.models.streams import BlockParts, ResidualStream, inverted_residual_streams
+
 BN_EPS = 1e-3
 
 # (repeats, kernel, stride, expand_ratio, in_filters, out_filters) of EfficientNet-B0,
@@ -150,6 +152,12 @@ class EfficientNetLite(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the ImageNet head with a fresh one for ``num_classes`` classes."""
         self._fc = nn.Linear(self.num_features, num_classes)
+
+    def residual_streams(self) -> list[ResidualStream]:
+        """The residual streams between the blocks (see :mod:`litecls.models.streams`)."""
+        parts = [BlockParts(b, b._expand_conv if b.has_expand else None, b._bn2, b.use_residual)
+                 for b in self._blocks]
+        return inverted_residual_streams(parts, self._conv_head)
 
     @property
     def classifier(self) -> nn.Linear:

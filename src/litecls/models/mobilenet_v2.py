@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from litecls.models.streams import BlockParts, ResidualStream, inverted_residual_streams
+
 # (expand_ratio, out_channels, repeats, first_stride), from the MobileNetV2 paper, table 2.
 _STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
            (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -71,3 +73,12 @@ class MobileNetV2(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the ImageNet head with a fresh one for ``num_classes`` classes."""
         self.classifier[1] = nn.Linear(self.num_features, num_classes)
+
+    def residual_streams(self) -> list[ResidualStream]:
+        """The residual streams between the blocks (see :mod:`litecls.models.streams`)."""
+        parts = []
+        for block in list(self.features)[1:-1]:
+            layers = list(block.conv)
+            expand = layers[0][0] if len(layers) == 4 else None  # ConvBNReLU6's conv
+            parts.append(BlockParts(block, expand, layers[-1], block.use_residual))
+        return inverted_residual_streams(parts, self.features[-1][0])

@@ -23,8 +23,9 @@ DEFAULT_MODEL = "efficientnet_lite0"
 DEFAULT_PRECISION = "int8"
 
 #: Version written to each file's metadata; a cached file with another version was built by an
-#: older litecls and is rebuilt. int8 "2": the classifier layer's logits are float (not clipped).
-FILE_VERSIONS = {"float32": "1", "float16": "1", "dynamic": "1", "int8": "2"}
+#: older litecls and is rebuilt. int8 "2": the classifier layer's logits are float (not clipped);
+#: "3": residual streams equalized before calibration where the config asks for it.
+FILE_VERSIONS = {"float32": "1", "float16": "1", "dynamic": "1", "int8": "3"}
 
 Progress = Callable[[str], None]
 
@@ -73,6 +74,16 @@ def calibration_images(config: ModelConfig) -> list:
     size = (config.input_size, config.input_size)
     return [prepare_image(p, size, crop_pct=config.crop_pct, interpolation=config.interpolation)[None]
             for p in calibration_photos()]
+
+
+def torch_inputs(config: ModelConfig, images: list) -> list:
+    """NCHW float tensors of uint8 NHWC ``images``, normalised as ``config`` says (PyTorch's input)."""
+    import numpy as np
+    import torch
+
+    mean, std = np.asarray(config.mean, np.float32), np.asarray(config.std, np.float32)
+    return [torch.from_numpy((np.asarray(image, np.float32) - mean) / std).permute(0, 3, 1, 2)
+            for image in images]
 
 
 def _writable_dir(folder: Path) -> Path:
@@ -146,8 +157,10 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
     if not labels.is_file():
         atomic_write(labels, ("\n".join(spec.labels) + "\n").encode())
     started = time.perf_counter()
+    # An equalized int8 file starts from its own converted copy; the rest share the float32 file.
+    equalize = precision == "int8" and config.int8_equalization > 0
     base = None
-    if precision != "float32":
+    if precision != "float32" and not equalize:
         base_path = build(config.name, "float32", cache, force=False, progress=progress)
         base = flatbuffer.strip_metadata(base_path.read_bytes())
     model = None
@@ -156,7 +169,17 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
 
         say(f"{config.name}: loading ImageNet weights from {config.weights_package}")
         model = create_model(config.name)
-    say(f"{config.name}: {'converting to float32' if base is None else 'quantizing to ' + precision}")
+    if equalize:
+        from litecls.export.equalize import equalize_residual_streams
+
+        say(f"{config.name}: equalizing residual streams (strength {config.int8_equalization})")
+        equalize_residual_streams(model, torch_inputs(config, calibration_images(config)),
+                                  config.int8_equalization)
+    if base is not None:
+        say(f"{config.name}: quantizing to {precision}")
+    else:
+        say(f"{config.name}: converting to {precision}" if precision == "float32"
+            else f"{config.name}: converting and quantizing to {precision}")
     data = export_tflite(model, spec, precision,
                          calibration=lambda: calibration_images(config), float_model=base)
     atomic_write(target, data)

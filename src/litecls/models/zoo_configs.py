@@ -64,4 +64,8 @@ register(ModelConfig(
     weights_license="BSD-3-Clause (torchvision)",
     factory=_mobilenet_v2,
     paper_top1=71.9,
+    # Its 160-channel residual stream has channels 15x wider than others (the Lite models': about
+    # 3x). Equalizing the streams took int8-vs-float32 top-1 agreement from 96 to 102 of 116
+    # real-photo inputs; on the Lite models it changed agreement by -2..+1, so they are left alone.
+    int8_equalization=0.5,
 ))
