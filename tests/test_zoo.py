@@ -134,13 +134,12 @@ def test_float32_accuracy_on_labelled_photos(name, zoo_model):
     assert sum(label in row for label, row in zip(labels, top5, strict=True)) >= 19
 
 
-# Post-training int8 reaches the 95 % target on Lite0 (57/58) and Lite2 (56/58)
-# but not on Lite1 and MobileNetV2 (53/58 each). Most flips are photos where
-# float32's top two are within a few points; which ones flip changes with any
-# change of calibration or rounding (int8 activation noise: MobileNetV2's
-# features end at ~8 dB SQNR). These floors are the measured values, so any
-# regression fails; see the issue note.
-AGREEMENT_FLOOR = {"efficientnet_lite1": 0.91, "mobilenet_v2": 0.91}
+# 58 distinct real photos, each as is and mirrored (116 inputs). int8 reaches the 95 % target on
+# Lite0 (112) and Lite2 (111) but not on Lite1 (104) and MobileNetV2 (102, after residual-stream
+# equalization; 96 without). The flips are photos where float32's top two are close: weight-only
+# int8 ("dynamic") flips 9 and 11 of them, and even float16 weights flip 3 on MobileNetV2.
+# These floors are the measured values, so any regression fails; see the issue note.
+AGREEMENT_FLOOR = {"efficientnet_lite1": 0.89, "mobilenet_v2": 0.87}
 
 
 @pytest.mark.parametrize("name", ZOO)
