@@ -46,7 +46,8 @@ def _opcode_index(model: schema.ModelT, builtin: int) -> int:
     return len(model.operatorCodes) - 1
 
 
-def _builtin(model: schema.ModelT, op: schema.OperatorT) -> int:
+def builtin(model: schema.ModelT, op: schema.OperatorT) -> int:
+    """The BuiltinOperator code of ``op``."""
     code = model.operatorCodes[op.opcodeIndex]
     return max(code.builtinCode, code.deprecatedBuiltinCode)
 
@@ -112,10 +113,10 @@ def classifier_tail(model_bytes: bytes) -> tuple[str, str] | None:
     if len(graph.outputs) != 1:
         return None
     softmax = _producer(graph, graph.outputs[0])
-    if softmax is None or _builtin(model, softmax) != schema.BuiltinOperator.SOFTMAX:
+    if softmax is None or builtin(model, softmax) != schema.BuiltinOperator.SOFTMAX:
         return None
     classifier = _producer(graph, softmax.inputs[0])
-    if classifier is None or _builtin(model, classifier) != schema.BuiltinOperator.FULLY_CONNECTED:
+    if classifier is None or builtin(model, classifier) != schema.BuiltinOperator.FULLY_CONNECTED:
         return None
     return _name(graph.tensors[classifier.outputs[0]]), _name(graph.tensors[softmax.outputs[0]])
 
@@ -170,15 +171,15 @@ def int8_io_to_uint8(model_bytes: bytes) -> bytes:
     consumed = any(out_idx in list(op.inputs) for op in graph.operators)
     source = graph.tensors[producer.inputs[0]] if producer is not None else None
     tail: list[schema.OperatorT] = []
-    if (producer is not None and not consumed and _builtin(model, producer) == ops.QUANTIZE
+    if (producer is not None and not consumed and builtin(model, producer) == ops.QUANTIZE
             and source is not None and source.type == float32):
         softmax = _producer(graph, producer.inputs[0])
-        probabilities = softmax is not None and _builtin(model, softmax) == ops.SOFTMAX
+        probabilities = softmax is not None and builtin(model, softmax) == ops.SOFTMAX
         scale, zero_point = ((1 / 256, 0) if probabilities
                              else (out_t.quantization.scale[0], out_t.quantization.zeroPoint[0] + 128))
         new_out = _add_tensor(model, out_t, out_t.name, schema.TensorType.UINT8, scale, zero_point)
         producer.outputs = [new_out]
-    elif producer is not None and _builtin(model, producer) == ops.SOFTMAX and not consumed:
+    elif producer is not None and builtin(model, producer) == ops.SOFTMAX and not consumed:
         new_out = _add_tensor(model, out_t, out_t.name, schema.TensorType.UINT8, 1 / 256, 0)
         logits = graph.tensors[producer.inputs[0]]
         logits_float = _add_tensor(model, logits, _suffixed(logits.name, b"_float"), float32)

@@ -12,6 +12,10 @@ Three choices differ from the quantizer's defaults, all measured:
 * The input range is pinned to what pixels 0..255 normalise to, so a uint8
   input value *is* the raw pixel (as MediaPipe and Android apps feed it); the
   calibrated range would be narrower and clip bright or dark pixels.
+* Weights are rounded with GPTQ (:mod:`litecls.export.gptq`) on the
+  calibration photos before the quantizer takes them: rounding each weight to
+  its nearest level let errors add up; GPTQ raised int8-vs-float32 agreement
+  by 2-4.5 points on every zoo model.
 * The classifier layer (the final FULLY_CONNECTED before the softmax) keeps
   int8 weights but computes in float (weight-only: the weights are
   dequantized once at load), so the logits are not int8. Real photos give
@@ -72,10 +76,12 @@ def _input_name(model: bytes) -> tuple[str, str, str]:
     return signature, argument, runner_details[argument]["name"]
 
 
-def quantize_int8(model: bytes, spec: ExportSpec, calibration: Iterable[np.ndarray]) -> bytes:
+def quantize_int8(model: bytes, spec: ExportSpec, calibration: Iterable[np.ndarray],
+                  gptq: bool = True) -> bytes:
     """Full-integer int8 with uint8 input/output.
 
     ``calibration`` yields uint8 NHWC batches of one image of the model's size.
+    ``gptq`` rounds the weights with GPTQ on those images first.
     """
     from ai_edge_quantizer import calibrator, recipe
     from ai_edge_quantizer.utils import qsv_utils
@@ -84,6 +90,10 @@ def quantize_int8(model: bytes, spec: ExportSpec, calibration: Iterable[np.ndarr
     samples = [{argument: spec.normalize(image)} for image in calibration]
     if not samples:
         raise ExportError("int8 quantization needs at least one calibration image")
+    if gptq:
+        from litecls.export.gptq import round_weights
+
+        model = round_weights(model, [sample[argument] for sample in samples]).model
     q = _quantizer(model)
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     _float_logits(q, model)

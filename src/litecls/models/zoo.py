@@ -24,8 +24,9 @@ DEFAULT_PRECISION = "int8"
 
 #: Version written to each file's metadata; a cached file with another version was built by an
 #: older litecls and is rebuilt. int8 "2": the classifier layer's logits are float (not clipped);
-#: "3": residual streams equalized before calibration where the config asks for it.
-FILE_VERSIONS = {"float32": "1", "float16": "1", "dynamic": "1", "int8": "3"}
+#: "3": residual streams equalized before calibration where the config asks for it; "4": GPTQ
+#: weight rounding.
+FILE_VERSIONS = {"float32": "1", "float16": "1", "dynamic": "1", "int8": "4"}
 
 Progress = Callable[[str], None]
 
@@ -175,11 +176,10 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
         say(f"{config.name}: equalizing residual streams (strength {config.int8_equalization})")
         equalize_residual_streams(model, torch_inputs(config, calibration_images(config)),
                                   config.int8_equalization)
-    if base is not None:
-        say(f"{config.name}: quantizing to {precision}")
-    else:
-        say(f"{config.name}: converting to {precision}" if precision == "float32"
-            else f"{config.name}: converting and quantizing to {precision}")
+    step = "converting and quantizing" if base is None and precision != "float32" else (
+        "converting" if base is None else "quantizing")
+    how = " (GPTQ weight rounding, then calibration)" if precision == "int8" else ""
+    say(f"{config.name}: {step} to {precision}{how}")
     data = export_tflite(model, spec, precision,
                          calibration=lambda: calibration_images(config), float_model=base)
     atomic_write(target, data)
