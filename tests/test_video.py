@@ -80,6 +80,19 @@ def phone_video(tmp_path_factory: pytest.TempPathFactory, photo_frames: list[np.
     return write_video(tmp_path_factory.mktemp("video") / "photos.mp4", photo_frames, options={"crf": "18"})
 
 
+def same_answer(got_top1: int, expected: ClassificationResult, clear_lead: float = 0.15) -> bool:
+    """Whether a frame's top class is the photo's answer, allowing for near-ties.
+
+    Compression moves scores a little: where the photo's top two classes are
+    within ``clear_lead`` of each other (one of the six photos is 0.52 vs
+    0.47), either of them is the photo's answer.
+    """
+    first, second = expected.categories[:2]
+    if first.score - second.score >= clear_lead:
+        return got_top1 == first.index
+    return got_top1 in (first.index, second.index)
+
+
 # -- decoding and sampling ------------------------------------------------------------------------
 
 
@@ -109,8 +122,10 @@ def test_phone_video_frames_classify_as_the_photos_do(classifier, phone_video, p
     for got in results:
         expected = photo_results[int(got.timestamp)]
         # 4:2:0 compression moves scores a little; the answer stays.
-        assert got.result.categories[0].index == expected.categories[0].index
-        assert got.result.categories[0].score == pytest.approx(expected.categories[0].score, abs=0.2)
+        assert same_answer(got.result.categories[0].index, expected)
+        assert got.result.categories[0].score == pytest.approx(
+            next((c.score for c in expected.categories if c.index == got.result.categories[0].index), 0),
+            abs=0.2)
     labels = [label for _, label in labelled_imagenet_photos()[:6]]
     assert sum(r.result.categories[0].index == labels[int(r.timestamp)] for r in results) >= 10
 
@@ -124,7 +139,7 @@ def test_other_containers_and_codecs(classifier, photo_frames, photo_results, tm
     results = list(classify_video(classifier, video, fps=1))
     assert [round(r.timestamp, 3) for r in results] == [0.0, 1.0, 2.0]
     for got, expected in zip(results, photo_results[:3], strict=True):
-        assert got.result.categories[0].index == expected.categories[0].index
+        assert same_answer(got.result.categories[0].index, expected)
 
 
 def test_every_frame_and_rates_above_the_videos(classifier, phone_video) -> None:
@@ -261,7 +276,7 @@ def test_cli_video_json_and_every_frame(phone_video, photo_results, zoo_model: Z
     frames, summary = records[:-1], records[-1]["summary"]
     assert [r["frame"] for r in frames] == list(range(6 * RATE))
     assert all(len(r["categories"]) == 2 for r in frames)
-    assert frames[35]["categories"][0]["index"] == photo_results[3].categories[0].index
+    assert all(same_answer(r["categories"][0]["index"], photo_results[r["frame"] // RATE]) for r in frames)
     assert summary["frames"] == 6 * RATE and summary["video_fps"] == pytest.approx(RATE)
     assert summary["budget_ms"] == pytest.approx(100.0)
     assert summary["realtime"] == (summary["ms_per_frame"] < 100.0)
