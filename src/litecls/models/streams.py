@@ -48,20 +48,18 @@ def inverted_residual_streams(blocks: list[BlockParts], head: nn.Conv2d) -> list
     """
     streams: list[ResidualStream] = []
     for part in blocks:
-        if part.residual:
-            if not streams:
-                raise ValueError("the first block cannot be residual: nothing writes its input")
-            stream = streams[-1]
-        else:
-            stream = ResidualStream()
-            streams.append(stream)
-        if len(streams) > 1 or part.residual:
-            reader = streams[-1] if part.residual else streams[-2]
+        read = streams[-1] if streams else None  # the first block reads the stem, not a stream
+        if read is not None:
             if part.expand_conv is None:
                 raise ValueError("a block reading a residual stream must start with a 1x1 expansion")
-            reader.consumers.append(part.expand_conv)
-        stream.producers.append(part.project_bn)
-        stream.taps += [part.project_bn, part.block] if part.residual else [part.project_bn]
+            read.consumers.append(part.expand_conv)
+        if part.residual:
+            if read is None:
+                raise ValueError("the first block cannot be residual: nothing writes its input")
+            read.producers.append(part.project_bn)
+            read.taps += [part.project_bn, part.block]  # the block's output is the updated sum
+        else:
+            streams.append(ResidualStream([part.project_bn], [], [part.project_bn]))
     if streams:
         streams[-1].consumers.append(head)
     return streams
