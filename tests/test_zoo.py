@@ -177,6 +177,7 @@ def test_int8_logits_are_not_clipped(zoo_model):
     assert out["quantization"] == (1 / 256, 0)
     scores = run_tflite(path, model_inputs("mobilenet_v2", agreement_photos()))
     assert scores.max() > 0.95  # a confident photo reaches the top of the probability range
+    # Unsure photos may put two classes on the same 1/256 step; clipping tied confident ones.
     confident = scores[scores.max(axis=1) >= 0.3]
     assert len(confident) >= 20
     assert all((row == row.max()).sum() == 1 for row in confident)  # no ties for first place
