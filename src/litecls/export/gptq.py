@@ -21,6 +21,7 @@ activations ("dynamic") reach.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -171,6 +172,7 @@ def _output_error(w: np.ndarray, q: np.ndarray, hessian: np.ndarray) -> float:
 def _layers(model) -> list[_Layer]:
     graph = model.subgraphs[0]
     layers = []
+    uses = Counter(graph.tensors[op.inputs[1]].buffer for op in graph.operators if len(op.inputs) > 1)
     for op in graph.operators:
         kind = _KINDS.get(flatbuffer.builtin(model, op))
         if kind is None:
@@ -179,6 +181,8 @@ def _layers(model) -> list[_Layer]:
         data = model.buffers[weights.buffer].data
         if weights.type != flatbuffer.schema.TensorType.FLOAT32 or data is None or not len(data):
             continue  # weights computed at run time, or already quantized
+        if uses[weights.buffer] > 1:
+            continue  # shared by two ops: rounding tuned to one layer's inputs could hurt the other
         if kind == "depthwise" and op.builtinOptions.depthMultiplier not in (0, 1):
             continue
         layers.append(_Layer(model, op, kind))
