@@ -38,9 +38,10 @@ def test_gptq_lowers_every_layers_output_error(rounded):
     assert rounded.gptq_error < 0.25 * rounded.nearest_error
 
 
-def test_quantizer_keeps_the_gptq_weights(rounded, zoo_model):
-    """The int8 file stores exactly the GPTQ values: the quantizer's grid is the one GPTQ used."""
-    quantized = flatbuffer.read(zoo_model(NAME, "int8").read_bytes())
+@pytest.mark.parametrize("precision", ["int8", "dynamic"])
+def test_quantizer_keeps_the_gptq_weights(rounded, zoo_model, precision):
+    """The file stores exactly the GPTQ values: the quantizer's grid is the one GPTQ used."""
+    quantized = flatbuffer.read(zoo_model(NAME, precision).read_bytes())
     graph = quantized.subgraphs[0]
     by_name = {t.name: t for t in graph.tensors if t.type == flatbuffer.schema.TensorType.INT8
                and t.quantization is not None and quantized.buffers[t.buffer].data is not None

@@ -31,8 +31,9 @@ def export_tflite(model: nn.Module | None, spec: ExportSpec, precision: str = "f
                   float_model: bytes | None = None) -> bytes:
     """Return the bytes of a .tflite for ``model`` at ``precision``, with metadata.
 
-    ``calibration`` (needed for ``int8``) returns uint8 NHWC images of the
-    input size. ``float_model`` reuses an already converted float32 file.
+    ``calibration`` (needed for ``int8``; ``dynamic`` uses it for GPTQ weight
+    rounding when given) returns uint8 NHWC images of the input size.
+    ``float_model`` reuses an already converted float32 file.
     """
     from litecls.export import quantize
     from litecls.export.convert import convert_float32
@@ -47,7 +48,7 @@ def export_tflite(model: nn.Module | None, spec: ExportSpec, precision: str = "f
     elif precision == "float16":
         body = quantize.quantize_float16(base)
     elif precision == "dynamic":
-        body = quantize.quantize_dynamic(base)
+        body = quantize.quantize_dynamic(base, spec, calibration() if calibration else None)
     else:
         if calibration is None:
             raise ExportError("int8 export needs calibration images")

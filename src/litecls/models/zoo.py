@@ -25,8 +25,8 @@ DEFAULT_PRECISION = "int8"
 #: Version written to each file's metadata; a cached file with another version was built by an
 #: older litecls and is rebuilt. int8 "2": the classifier layer's logits are float (not clipped);
 #: "3": residual streams equalized before calibration where the config asks for it; "4": GPTQ
-#: weight rounding.
-FILE_VERSIONS = {"float32": "1", "float16": "1", "dynamic": "1", "int8": "4"}
+#: weight rounding. dynamic "2": GPTQ weight rounding.
+FILE_VERSIONS = {"float32": "1", "float16": "1", "dynamic": "2", "int8": "4"}
 
 Progress = Callable[[str], None]
 
@@ -178,7 +178,8 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
                                   config.int8_equalization)
     step = "converting and quantizing" if base is None and precision != "float32" else (
         "converting" if base is None else "quantizing")
-    how = " (GPTQ weight rounding, then calibration)" if precision == "int8" else ""
+    how = {"int8": " (GPTQ weight rounding, then calibration)",
+           "dynamic": " (GPTQ weight rounding)"}.get(precision, "")
     say(f"{config.name}: {step} to {precision}{how}")
     data = export_tflite(model, spec, precision,
                          calibration=lambda: calibration_images(config), float_model=base)
