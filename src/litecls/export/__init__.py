@@ -47,12 +47,16 @@ def export_tflite(model: nn.Module | None, spec: ExportSpec, precision: str = "f
         body = base
     elif precision == "float16":
         body = quantize.quantize_float16(base)
-    elif precision == "dynamic":
-        body = quantize.quantize_dynamic(base, spec, calibration() if calibration else None)
     else:
-        if calibration is None:
+        if precision == "int8" and calibration is None:
             raise ExportError("int8 export needs calibration images")
-        body = quantize.quantize_int8(base, spec, calibration())
+        images = list(calibration()) if calibration is not None else []
+        if images:  # both quantizers keep int8 weights: round them with GPTQ first
+            from litecls.export.gptq import round_weights
+
+            base = round_weights(base, [spec.normalize(image) for image in images]).model
+        body = (quantize.quantize_dynamic(base) if precision == "dynamic"
+                else quantize.quantize_int8(base, spec, images))
     from litecls.export import flatbuffer
 
     flat = flatbuffer.write(flatbuffer.read(body))  # inline any offset buffers before re-packing

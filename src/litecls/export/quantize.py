@@ -12,8 +12,9 @@ Three choices differ from the quantizer's defaults, all measured:
 * The input range is pinned to what pixels 0..255 normalise to, so a uint8
   input value *is* the raw pixel (as MediaPipe and Android apps feed it); the
   calibrated range would be narrower and clip bright or dark pixels.
-* Weights are rounded with GPTQ (:mod:`litecls.export.gptq`) on the
-  calibration photos before the quantizer takes them: rounding each weight to
+* Weights reach ``dynamic`` and ``int8`` already rounded with GPTQ
+  (:mod:`litecls.export.gptq`, run by :func:`litecls.export.export_tflite` on
+  the calibration photos): rounding each weight to
   its nearest level let errors add up; GPTQ raised int8-vs-float32 agreement
   by 2-4.5 points on every zoo model (and ``dynamic``'s by 2.6-4.2).
 * The classifier layer (the final FULLY_CONNECTED before the softmax) keeps
@@ -56,23 +57,10 @@ def quantize_float16(model: bytes) -> bytes:
     return bytes(q.quantize(enable_progress_report=False).quantized_model)
 
 
-def quantize_dynamic(model: bytes, spec: ExportSpec | None = None,
-                     calibration: Iterable[np.ndarray] | None = None) -> bytes:
-    """int8 per-channel weights; activations stay float (quantized on the fly by the kernels).
-
-    With ``calibration`` (uint8 NHWC images, normalised by ``spec``) the
-    weights are GPTQ-rounded on them first, as for ``int8``.
-    """
+def quantize_dynamic(model: bytes) -> bytes:
+    """int8 per-channel weights; activations stay float (quantized on the fly by the kernels)."""
     from ai_edge_quantizer import recipe
 
-    if calibration is not None:
-        if spec is None:
-            raise ExportError("GPTQ rounding needs the spec that normalises the calibration images")
-        from litecls.export.gptq import round_weights
-
-        inputs = [spec.normalize(image) for image in calibration]
-        if inputs:
-            model = round_weights(model, inputs).model
     q = _quantizer(model)
     q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
     return bytes(q.quantize(enable_progress_report=False).quantized_model)
@@ -89,12 +77,10 @@ def _input_name(model: bytes) -> tuple[str, str, str]:
     return signature, argument, runner_details[argument]["name"]
 
 
-def quantize_int8(model: bytes, spec: ExportSpec, calibration: Iterable[np.ndarray],
-                  gptq: bool = True) -> bytes:
+def quantize_int8(model: bytes, spec: ExportSpec, calibration: Iterable[np.ndarray]) -> bytes:
     """Full-integer int8 with uint8 input/output.
 
     ``calibration`` yields uint8 NHWC batches of one image of the model's size.
-    ``gptq`` rounds the weights with GPTQ on those images first.
     """
     from ai_edge_quantizer import calibrator, recipe
     from ai_edge_quantizer.utils import qsv_utils
@@ -103,10 +89,6 @@ def quantize_int8(model: bytes, spec: ExportSpec, calibration: Iterable[np.ndarr
     samples = [{argument: spec.normalize(image)} for image in calibration]
     if not samples:
         raise ExportError("int8 quantization needs at least one calibration image")
-    if gptq:
-        from litecls.export.gptq import round_weights
-
-        model = round_weights(model, [sample[argument] for sample in samples]).model
     q = _quantizer(model)
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     _float_logits(q, model)

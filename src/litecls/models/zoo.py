@@ -8,6 +8,7 @@ so an interrupted build never leaves a half-written model behind.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -158,6 +159,8 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
     if not labels.is_file():
         atomic_write(labels, ("\n".join(spec.labels) + "\n").encode())
     started = time.perf_counter()
+    # Decoded at most once: equalization and quantization both read them.
+    calibration = functools.cache(lambda: calibration_images(config))
     # An equalized int8 file starts from its own converted copy; the rest share the float32 file.
     equalize = precision == "int8" and config.int8_equalization > 0
     base = None
@@ -174,15 +177,15 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
         from litecls.export.equalize import equalize_residual_streams
 
         say(f"{config.name}: equalizing residual streams (strength {config.int8_equalization})")
-        equalize_residual_streams(model, torch_inputs(config, calibration_images(config)),
-                                  config.int8_equalization)
-    step = "converting and quantizing" if base is None and precision != "float32" else (
-        "converting" if base is None else "quantizing")
+        equalize_residual_streams(model, torch_inputs(config, calibration()), config.int8_equalization)
+    if base is not None:
+        step = "quantizing"
+    else:
+        step = "converting" if precision == "float32" else "converting and quantizing"
     how = {"int8": " (GPTQ weight rounding, then calibration)",
            "dynamic": " (GPTQ weight rounding)"}.get(precision, "")
     say(f"{config.name}: {step} to {precision}{how}")
-    data = export_tflite(model, spec, precision,
-                         calibration=lambda: calibration_images(config), float_model=base)
+    data = export_tflite(model, spec, precision, calibration=calibration, float_model=base)
     atomic_write(target, data)
     say(f"{config.name}: wrote {target} ({len(data) / 1e6:.1f} MB, "
         f"{time.perf_counter() - started:.0f} s)")
