@@ -59,8 +59,8 @@ def calibration_photos() -> list[Path]:
 
     Disjoint from the labelled ImageNet photos and the demo photos that
     accuracy and int8-vs-float agreement are measured on, so quantization is
-    never tuned on its own test images. Calibration only needs the range of
-    each activation; thumbnails upsampled to the input size gave the same
-    agreement as full-size photos here (see the issue notes).
+    never tuned on its own test images. The zoo tiles them into mosaics
+    (:func:`litecls.models.zoo.calibration_images`): one thumbnail blown up to
+    the whole input is too blurry to show the activation ranges of real photos.
     """
     return cifar_photos("cifar10") + cifar_photos("cifar100")
