@@ -134,13 +134,13 @@ def test_float32_accuracy_on_labelled_photos(name, zoo_model):
     assert sum(label in row for label, row in zip(labels, top5, strict=True)) >= 19
 
 
-# 696 inputs (6 crops of 58 real photos, as is and mirrored). With GPTQ rounding int8 reaches the
-# 95 % target on Lite0 (95.8 %) and Lite2 (96.1 %) but not quite on Lite1 (94.7 %) nor on
-# MobileNetV2 (90.1 %, with equalized streams). The flips are inputs whose float32 top two are
-# close; GPTQ-rounded int8 weights with float activations ("dynamic") agree on 95.3 % and 94.7 %,
-# so what is left for MobileNetV2 is the cost of per-tensor int8 activations.
+# 696 inputs (6 crops of 58 real photos, as is and mirrored). With GPTQ rounding and mosaic
+# calibration int8 reaches the 95 % target on Lite0 (95.5 %) and Lite2 (96.7 %) but not quite
+# on Lite1 (94.7 %) nor on MobileNetV2 (93.1 %). The flips are inputs whose float32 top two are
+# close. GPTQ-rounded weights alone (float compute) agree on 97.4 % and 97.7 %, so what is left
+# is the cost of per-tensor int8 activations.
 # These floors are the measured values, so any regression fails; see the issue note.
-AGREEMENT_FLOOR = {"efficientnet_lite1": 0.94, "mobilenet_v2": 0.90}
+AGREEMENT_FLOOR = {"efficientnet_lite1": 0.94, "mobilenet_v2": 0.93}
 
 
 @pytest.mark.parametrize("name", ZOO)
