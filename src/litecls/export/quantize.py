@@ -4,7 +4,7 @@
 * ``dynamic``: int8 per-channel weights, float activations quantized on the fly.
 * ``int8``: full-integer, calibrated on representative photos, uint8 in and out.
 
-Three choices differ from the quantizer's defaults, all measured:
+Four choices differ from the quantizer's defaults, all measured:
 
 * Calibration keeps the global min/max over the whole representative set.
   The default moving average of per-batch min/max clips activations; it cost
@@ -14,8 +14,8 @@ Three choices differ from the quantizer's defaults, all measured:
   calibrated range would be narrower and clip bright or dark pixels.
 * Weights reach ``dynamic`` and ``int8`` already rounded with GPTQ
   (:mod:`litecls.export.gptq`, run by :func:`litecls.export.export_tflite` on
-  the calibration photos): rounding each weight to
-  its nearest level let errors add up; GPTQ raised int8-vs-float32 agreement
+  the calibration images): rounding each weight to its nearest level let
+  errors add up; GPTQ raised int8-vs-float32 agreement
   by 2-4.5 points on every zoo model (and ``dynamic``'s by 2.6-4.2).
 * The classifier layer (the final FULLY_CONNECTED before the softmax) keeps
   int8 weights but computes in float (weight-only: the weights are
