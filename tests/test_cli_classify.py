@@ -133,7 +133,8 @@ def test_allow_and_deny_lists(capsys, model, photos, expected) -> None:
     assert status == 2 and "allowlist match no label: 'tabbby'" in err
 
 
-def test_a_folder_is_walked_recursively_in_sorted_order(capsys, model, photos, tmp_path: Path) -> None:
+def test_a_folder_is_walked_recursively_in_sorted_order_skipping_hidden_files(
+        capsys, model, photos, tmp_path: Path) -> None:
     (tmp_path / "b" / "deeper").mkdir(parents=True)
     (tmp_path / "a").mkdir()
     placed = [tmp_path / "b" / "deeper" / "3.jpg", tmp_path / "a" / "2.JPG", tmp_path / "1.jpg",
@@ -143,6 +144,10 @@ def test_a_folder_is_walked_recursively_in_sorted_order(capsys, model, photos, t
     Image.open(photos[3]).save(placed[3])
     (tmp_path / "notes.txt").write_text("not an image, and not named like one\n")
     (tmp_path / "clip.mp4").write_bytes(b"videos in folders are left alone")
+    # Hidden entries are not photos: macOS's AppleDouble files, a .thumbnails cache.
+    (tmp_path / "a" / "._2.JPG").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (tmp_path / ".thumbnails").mkdir()
+    shutil.copy(photos[0], tmp_path / ".thumbnails" / "0.jpg")
 
     status, out, err = run(capsys, tmp_path, "--model", model, "--json")
     assert status == 0, err

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from litecls.errors import ImageError
-from litecls.imagefiles import IMAGE_SUFFIXES, is_image_name
+from litecls.imagefiles import IMAGE_SUFFIXES, images_under
 from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
 
 #: Up to this many images get a full table each; more get one line each and a progress bar.
@@ -63,7 +63,8 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Path], list[Path]
 
     Files are kept as given (missing or odd ones are reported when read, not
     skipped); a name ending in a video suffix is a video. Folders are walked
-    recursively for image files in sorted order; videos in folders are left
+    recursively for image files in sorted order (hidden files and folders,
+    such as macOS's ``._*`` resource forks, are skipped); videos in folders are left
     alone (they take far longer than photos; name them to classify them).
     """
     images: list[Path] = []
@@ -72,8 +73,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Path], list[Path]
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = [Path(root) / name for root, dirs, files in _sorted_walk(path) for name in files
-                     if is_image_name(name)]
+            found = images_under(path)
             images += found
             if not found:
                 empty.append(path)
@@ -82,12 +82,6 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Path], list[Path]
         else:
             images.append(path)
     return images, videos, empty
-
-
-def _sorted_walk(folder: Path):
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        yield root, dirs, sorted(files)
 
 
 def _bar(score: float, width: int = 24) -> str:
