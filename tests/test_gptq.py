@@ -40,7 +40,7 @@ def test_gptq_lowers_every_layers_output_error(rounded):
 
 @pytest.mark.parametrize("precision", ["int8", "dynamic"])
 def test_quantizer_keeps_the_gptq_weights(rounded, zoo_model, precision):
-    """The file stores exactly the GPTQ values: the quantizer's grid is the one GPTQ used."""
+    """The file stores the GPTQ values: the quantizer's grid is the one GPTQ used."""
     quantized = flatbuffer.read(zoo_model(NAME, precision).read_bytes())
     graph = quantized.subgraphs[0]
     by_name = {t.name: t for t in graph.tensors if t.type == flatbuffer.schema.TensorType.INT8
@@ -48,7 +48,7 @@ def test_quantizer_keeps_the_gptq_weights(rounded, zoo_model, precision):
                and len(quantized.buffers[t.buffer].data)}
     gptq_weights = _weights(flatbuffer.read(rounded.model))
     assert len(gptq_weights) == rounded.layers
-    checked = 0
+    checked = raised = channels = 0
     for name, weights in gptq_weights.items():
         tensor = by_name.get(name)
         if tensor is None:
@@ -58,10 +58,21 @@ def test_quantizer_keeps_the_gptq_weights(rounded, zoo_model, precision):
         axis = tensor.quantization.quantizedDimension
         scale = np.asarray(tensor.quantization.scale).reshape([-1 if i == axis else 1
                                                                for i in range(len(shape))])
-        stored = (levels.reshape(shape) * scale).ravel()
-        assert np.allclose(stored, weights, rtol=1e-5, atol=1e-6 * np.abs(weights).max())
+        stored = np.moveaxis(levels.reshape(shape) * scale, axis, 0).reshape(shape[axis], -1)
+        expected = np.moveaxis(weights.reshape(shape), axis, 0).reshape(shape[axis], -1)
+        same = np.isclose(stored, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+        # int8 only: a near-dead channel gets one weight raised so that its bias fits int32
+        # (litecls.export.quantize.representable_biases); every other value is GPTQ's.
+        changed = ~same.all(axis=1)
+        raised += int(changed.sum())
+        channels += len(changed)
+        assert (np.abs(expected[changed]).max(axis=1, initial=0) < 1e-4).all()
+        assert ((~same[changed]).sum(axis=1) == 1).all()
         checked += 1
     assert checked == rounded.layers
+    assert raised < 0.01 * channels
+    if precision == "dynamic":
+        assert raised == 0
 
 
 def test_gptq_beats_round_to_nearest_on_correlated_inputs():

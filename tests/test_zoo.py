@@ -135,12 +135,13 @@ def test_float32_accuracy_on_labelled_photos(name, zoo_model):
 
 
 # 696 inputs (6 crops of 58 real photos, as is and mirrored). With GPTQ rounding and mosaic
-# calibration int8 reaches the 95 % target on Lite0 (95.5 %) and Lite2 (96.7 %) but not quite
-# on Lite1 (94.7 %) nor on MobileNetV2 (93.1 %). The flips are inputs whose float32 top two are
-# close. GPTQ-rounded weights alone (float compute) agree on 97.4 % and 97.7 %, so what is left
-# is the cost of per-tensor int8 activations.
+# calibration int8 reaches the 95 % target on Lite1 (95.3 %) and Lite2 (97.1 %) but not quite
+# on Lite0 (94.5 %) nor on MobileNetV2 (93.1 %). The flips are inputs whose float32 top two are
+# close, so Lite0 and Lite1 sit within the noise of the 95 % line: before int32-safe biases
+# they measured 95.5 % and 94.7 %. GPTQ-rounded weights alone (float compute) agree on 97.4 %
+# to 98.6 %, so what is left is the cost of per-tensor int8 activations.
 # These floors are the measured values, so any regression fails; see the issue note.
-AGREEMENT_FLOOR = {"efficientnet_lite1": 0.94, "mobilenet_v2": 0.93}
+AGREEMENT_FLOOR = {"efficientnet_lite0": 0.94, "mobilenet_v2": 0.93}
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -151,6 +152,30 @@ def test_int8_agrees_with_float32_and_is_smaller(name, zoo_model):
     agree = (run_tflite(float_path, images).argmax(1) == run_tflite(int8_path, images).argmax(1)).mean()
     assert agree >= AGREEMENT_FLOOR.get(name, 0.95)
     assert float_path.stat().st_size / int8_path.stat().st_size >= 3.3
+
+
+def test_int8_biases_fit_int32(zoo_model):
+    """No bias of an int8 file sits at the int32 limits (clipped, or wrapped to -2**31).
+
+    EfficientNet-Lite0 has near-dead channels whose biases overflowed before
+    litecls.export.quantize.representable_biases.
+    """
+    from litecls.export import flatbuffer
+
+    model = flatbuffer.read(zoo_model("efficientnet_lite0", "int8").read_bytes())
+    graph = model.subgraphs[0]
+    ops = flatbuffer.schema.BuiltinOperator
+    limits = np.iinfo(np.int32)
+    checked = 0
+    for op in graph.operators:
+        if flatbuffer.builtin(model, op) not in (ops.CONV_2D, ops.DEPTHWISE_CONV_2D):
+            continue
+        bias = graph.tensors[op.inputs[2]]
+        assert bias.type == flatbuffer.schema.TensorType.INT32
+        values = np.frombuffer(bytes(model.buffers[bias.buffer].data), np.int32)
+        assert not np.isin(values, [limits.min, limits.max]).any()
+        checked += len(values)
+    assert checked > 10_000
 
 
 def test_int8_logits_are_not_clipped(zoo_model):

@@ -97,7 +97,8 @@ def _retarget_signatures(model: schema.ModelT, old: int, new: int) -> None:
                 tensor_map.tensorIndex = new
 
 
-def _name(tensor: schema.TensorT) -> str:
+def tensor_name(tensor: schema.TensorT) -> str:
+    """A tensor's name as ``str``."""
     return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
 
 
@@ -118,7 +119,7 @@ def classifier_tail(model_bytes: bytes) -> tuple[str, str] | None:
     classifier = _producer(graph, softmax.inputs[0])
     if classifier is None or builtin(model, classifier) != schema.BuiltinOperator.FULLY_CONNECTED:
         return None
-    return _name(graph.tensors[classifier.outputs[0]]), _name(graph.tensors[softmax.outputs[0]])
+    return tensor_name(graph.tensors[classifier.outputs[0]]), tensor_name(graph.tensors[softmax.outputs[0]])
 
 
 def int8_io_to_uint8(model_bytes: bytes) -> bytes:

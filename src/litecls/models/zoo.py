@@ -29,8 +29,9 @@ DEFAULT_PRECISION = "int8"
 #: older litecls and is rebuilt. int8 "2": the classifier layer's logits are float (not clipped);
 #: "3": residual streams equalized before calibration where the config asks for it; "4": GPTQ
 #: weight rounding; "5": calibrated on mosaics of the calibration photos, MobileNetV2 no longer
-#: equalized. dynamic "2": GPTQ weight rounding; "3": its Hessians from those mosaics.
-FILE_VERSIONS = {"float32": "1", "float16": "1", "dynamic": "3", "int8": "5"}
+#: equalized; "6": every bias fits int32 (litecls.export.quantize.representable_biases).
+#: dynamic "2": GPTQ weight rounding; "3": its Hessians from those mosaics.
+FILE_VERSIONS = {"float32": "1", "float16": "1", "dynamic": "3", "int8": "6"}
 
 Progress = Callable[[str], None]
 
