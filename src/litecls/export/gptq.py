@@ -29,10 +29,10 @@ import torch
 from torch.nn import functional as F
 
 from litecls.export import flatbuffer
+from litecls.export.quantize import WEIGHT_LEVELS
 
 _OPS = flatbuffer.schema.BuiltinOperator
 _KINDS = {_OPS.CONV_2D: "conv", _OPS.DEPTHWISE_CONV_2D: "depthwise", _OPS.FULLY_CONNECTED: "dense"}
-_LEVELS = 127  # symmetric int8: -127..127
 _DAMPING = 0.01  # of the mean Hessian diagonal, for a stable inverse (the paper's value)
 
 
@@ -117,7 +117,7 @@ class _Layer:
 
 
 def _scales(w: np.ndarray) -> np.ndarray:
-    scale = np.abs(w).max(axis=1) / _LEVELS
+    scale = np.abs(w).max(axis=1) / WEIGHT_LEVELS
     scale[scale == 0] = 1.0
     return scale
 
@@ -125,7 +125,7 @@ def _scales(w: np.ndarray) -> np.ndarray:
 def round_to_nearest(w: np.ndarray) -> np.ndarray:
     """Each row of ``w`` on its symmetric int8 grid, rounded to nearest (what the quantizer does)."""
     scale = _scales(w)[:, None]
-    return np.clip(np.round(w / scale), -_LEVELS, _LEVELS) * scale
+    return np.clip(np.round(w / scale), -WEIGHT_LEVELS, WEIGHT_LEVELS) * scale
 
 
 def gptq_round(w: np.ndarray, hessian: np.ndarray) -> np.ndarray:
@@ -153,7 +153,7 @@ def gptq_round(w: np.ndarray, hessian: np.ndarray) -> np.ndarray:
     which = np.zeros(rows, int) if len(h) == 1 else np.arange(rows)
     q = np.zeros_like(w)
     for j in range(columns):
-        q[:, j] = np.clip(np.round(w[:, j] / scale), -_LEVELS, _LEVELS) * scale
+        q[:, j] = np.clip(np.round(w[:, j] / scale), -WEIGHT_LEVELS, WEIGHT_LEVELS) * scale
         error = (w[:, j] - q[:, j]) / upper[which, j, j]
         w[:, j + 1:] -= error[:, None] * upper[which, j, j + 1:]
     if order is not None:

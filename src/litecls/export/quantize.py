@@ -41,7 +41,9 @@ from litecls.export import flatbuffer
 from litecls.export.spec import ExportSpec
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
-_LEVELS = 127  # symmetric int8 weights: -127..127
+#: Levels either side of zero on the symmetric int8 weight grid the quantizer uses
+#: (``scale = max|w| / WEIGHT_LEVELS``); GPTQ rounds onto the same grid.
+WEIGHT_LEVELS = 127
 
 
 def _quantizer(model: bytes):
@@ -168,7 +170,7 @@ def representable_biases(model: bytes, qsvs: dict) -> bytes:
         w = np.moveaxis(np.frombuffer(bytes(buffers[0]), np.float32).reshape(tensors[1].shape), axis, 0)
         bias = np.frombuffer(bytes(buffers[1]), np.float32)
         rows = w.reshape(len(w), -1).copy()
-        needed = np.abs(bias) * _LEVELS / (s_in * _BIAS_LIMIT)
+        needed = np.abs(bias) * WEIGHT_LEVELS / (s_in * _BIAS_LIMIT)
         short = np.flatnonzero(np.abs(rows).max(axis=1) < needed)
         if not len(short):
             continue
