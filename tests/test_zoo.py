@@ -141,7 +141,7 @@ def test_float32_accuracy_on_labelled_photos(name, zoo_model):
 # they measured 95.5 % and 94.7 %. GPTQ-rounded weights alone (float compute) agree on 97.4 %
 # to 98.6 %, so what is left is the cost of per-tensor int8 activations.
 # For scale, float32 itself changes its answer on 5.5-6.8 % of these inputs when every pixel
-# moves by at most one level (benchmarks/int8_agreement.py).
+# moves by at most one level, often on the inputs int8 flips (benchmarks/int8_agreement.py).
 # These floors are the measured values, so any regression fails; see the issue note.
 AGREEMENT_FLOOR = {"efficientnet_lite0": 0.94, "mobilenet_v2": 0.93}
 
