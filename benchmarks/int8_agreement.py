@@ -90,15 +90,15 @@ def google_lite0() -> Path | None:
 def keeps_answer(name: str, images: np.ndarray,
                  cache: str | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per row, whether each input keeps float32's top-1 class; and which inputs are clear."""
-    reference = top2(build(name, "float32", cache), images)
+    float32 = build(name, "float32", cache)
+    reference = top2(float32, images)
     clear = reference[:, 1, 1] < CLEAR_RATIO * reference[:, 0, 1]
     runs: list[tuple[str, Path, Callable[[np.ndarray], np.ndarray]]] = [
         (precision, build(name, precision, cache), unchanged) for precision in ("int8", "dynamic", "float16")]
     google = google_lite0() if name == "efficientnet_lite0" else None
     if google is not None:
         runs.append(("Google int8", google, unchanged))
-    runs += [(ONE_LEVEL, build(name, "float32", cache), one_level),
-             (JPEG, build(name, "float32", cache), jpeg_q95)]
+    runs += [(ONE_LEVEL, float32, one_level), (JPEG, float32, jpeg_q95)]
     kept = {row: top2(path, change(images))[:, 0, 0] == reference[:, 0, 0] for row, path, change in runs}
     return kept, clear
 
