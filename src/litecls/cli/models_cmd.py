@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from litecls.export.quantize import PRECISIONS
+from litecls.models.registry import PRECISIONS
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -106,9 +106,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resize_text(settings: dict | None) -> str:
+    if not settings:
+        return "not recorded (classify uses the largest centre square, bilinear)"
+    return ", ".join(f"{key}={settings[key]}" for key in ("resize_policy", "crop_pct", "interpolation")
+                     if key in settings)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """Print the metadata and I/O tensors of a model."""
-    from litecls.export.metadata import read_metadata
+    from litecls.metadata import read_metadata
     from litecls.models.zoo import build, parse_model_ref
     from litecls.runtime.interpreter import load_interpreter
 
@@ -125,6 +132,7 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"author: {meta.author}\nlicense: {meta.license}\n"
               f"min parser version: {meta.min_parser_version}\n"
               f"input: {meta.color_space}, normalization mean={meta.mean} std={meta.std}\n"
+              f"resize: {_resize_text(meta.processing)}\n"
               f"labels: {len(meta.labels)} ({shown})\n"
               f"display names: {', '.join(f'{k} ({len(v)})' for k, v in meta.display_names.items()) or '-'}\n"
               f"associated files: {', '.join(meta.associated_files) or '-'}")

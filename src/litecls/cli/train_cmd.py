@@ -73,7 +73,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Load the data, train, evaluate, export, report."""
-    from litecls.export.quantize import PRECISIONS
+    from litecls.models.registry import PRECISIONS
     from litecls.training.pipeline import load_data, train_to_folder
 
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]

@@ -148,7 +148,7 @@ def _single_op_model(model, op_position: int) -> bytes:
     """
     from ai_edge_litert import schema_py_generated as schema
 
-    from litecls.export import flatbuffer
+    from litecls.runtime.flatbuffer import write_model
 
     graph = model.subgraphs[0]
     op = graph.operators[op_position]
@@ -194,7 +194,7 @@ def _single_op_model(model, op_position: int) -> bytes:
     out.subgraphs = [sub]
     out.buffers = buffers
     out.description = b"litecls one-op profile model"
-    return flatbuffer.write(out)
+    return write_model(out)
 
 
 def _random_input(detail: dict, rng: np.random.Generator) -> np.ndarray:
@@ -227,14 +227,14 @@ def profile_ops(model: str | os.PathLike | bytes, num_threads: int = 1, warmup: 
 
     See the module docstring for how ops are cut out and which kernels they get.
     """
-    from litecls.export import flatbuffer
+    from litecls.runtime.flatbuffer import read_model
 
     data, name = read_model_bytes(model)
     whole = interpreter_from_bytes(data, name, num_threads)
     report = analyse_delegation(whole, name, num_threads)
     report.whole_model_ms = _time_interpreter(whole, warmup, runs)
     del whole
-    parsed = flatbuffer.read(data)
+    parsed = read_model(data)
     # Interpreter node indices follow the order of subgraph 0's operators.
     for info in report.ops:
         if _constant_only(parsed, parsed.subgraphs[0].operators[info.index]):

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from litecls.errors import ExportError
-from litecls.export.metadata import ModelMetadata, read_metadata, write_metadata
-from litecls.export.quantize import PRECISIONS
 from litecls.export.spec import ExportSpec
+from litecls.metadata import ModelMetadata, write_metadata
+from litecls.models.registry import PRECISIONS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -23,7 +23,8 @@ def spec_metadata(spec: ExportSpec, precision: str) -> ModelMetadata:
         name=spec.name, description=f"{spec.description} Precision: {precision}.".strip(),
         version=spec.version, author=spec.author, license=spec.license,
         mean=[mean], std=[std], color_space="RGB" if spec.channels == 3 else "GRAYSCALE",
-        labels=list(spec.labels), display_names=dict(spec.display_names))
+        labels=list(spec.labels), display_names=dict(spec.display_names),
+        processing=spec.processing.resize_settings())
 
 
 def export_tflite(model: nn.Module | None, spec: ExportSpec, precision: str = "float32",
@@ -66,5 +67,4 @@ def export_tflite(model: nn.Module | None, spec: ExportSpec, precision: str = "f
     return result
 
 
-__all__ = ["PRECISIONS", "ExportSpec", "ModelMetadata", "export_tflite", "read_metadata",
-           "write_metadata"]
+__all__ = ["ExportSpec", "export_tflite", "spec_metadata"]

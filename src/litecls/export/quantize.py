@@ -40,7 +40,6 @@ from litecls.errors import ExportError
 from litecls.export import flatbuffer
 from litecls.export.spec import ExportSpec
 
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
 #: Levels either side of zero on the symmetric int8 weight grid the quantizer uses
 #: (``scale = max|w| / WEIGHT_LEVELS``); GPTQ rounds onto the same grid.
 WEIGHT_LEVELS = 127

@@ -6,30 +6,49 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from litecls.processing.config import ProcessingConfig
+
 
 @dataclass
 class ExportSpec:
     """Everything the exporter needs besides the network itself.
 
-    ``mean``/``std`` are per channel in pixel units (0-255): the network wants
-    ``(pixel - mean) / std``. If one value serves all channels it goes into
-    the metadata as is; otherwise the metadata says mean 0 / std 1 (raw pixels)
-    and the graph applies the per-channel part itself.
+    ``processing`` says how images become the network's input: size, resize
+    settings and ``mean``/``std`` per channel in pixel units (the network
+    wants ``(pixel - mean) / std``). If one value serves all channels it goes
+    into the metadata as is; otherwise the metadata says mean 0 / std 1 (raw
+    pixels) and the graph applies the per-channel part itself. The resize
+    settings are stored in the file's metadata.
     """
 
     name: str
     labels: list[str]
-    input_size: tuple[int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    processing: ProcessingConfig
     description: str = ""
     version: str = "1"
     author: str = "litecls"
     license: str = ""
-    channels: int = 3
     display_names: dict[str, list[str]] = field(default_factory=dict)
-    #: Resize policy the model was trained with, recorded for documentation.
-    crop_pct: float = 1.0
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(height, width)`` of the image input."""
+        return self.processing.input_size
+
+    @property
+    def channels(self) -> int:
+        """Channels of the image input (3 or 1)."""
+        return self.processing.channels
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel (or single) mean the network subtracts, in pixel units."""
+        return self.processing.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel (or single) std the network divides by, in pixel units."""
+        return self.processing.std
 
     @property
     def scalar_normalization(self) -> bool:

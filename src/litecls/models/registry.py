@@ -48,6 +48,9 @@ class ModelConfig:
         return len(set(self.mean)) == 1 and len(set(self.std)) == 1
 
 
+#: Precisions of the zoo's .tflite files, from the largest file to the smallest.
+PRECISIONS = ("float32", "float16", "dynamic", "int8")
+
 _REGISTRY: dict[str, ModelConfig] = {}
 
 

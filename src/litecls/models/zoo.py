@@ -18,20 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from litecls.errors import CacheDirError, ExportError, ModelFileError
-from litecls.export.quantize import PRECISIONS
 from litecls.export.spec import ExportSpec
-from litecls.models.registry import ModelConfig, get_config
+from litecls.models.registry import PRECISIONS, ModelConfig, get_config
+from litecls.processing.config import resolve_processing
 
 DEFAULT_MODEL = "efficientnet_lite0"
 DEFAULT_PRECISION = "int8"
 
 #: Version written to each file's metadata; a cached file with another version was built by an
-#: older litecls and is rebuilt. int8 "2": the classifier layer's logits are float (not clipped);
-#: "3": residual streams equalized before calibration where the config asks for it; "4": GPTQ
-#: weight rounding; "5": calibrated on mosaics of the calibration photos, MobileNetV2 no longer
-#: equalized; "6": every bias fits int32 (litecls.export.quantize.representable_biases).
-#: dynamic "2": GPTQ weight rounding; "3": its Hessians from those mosaics.
-FILE_VERSIONS = {"float32": "1", "float16": "1", "dynamic": "3", "int8": "6"}
+#: older litecls and is rebuilt (docs/decisions.md lists what each version changed).
+FILE_VERSIONS = {"float32": "2", "float16": "2", "dynamic": "4", "int8": "7"}
 
 Progress = Callable[[str], None]
 
@@ -61,15 +57,15 @@ def parse_model_ref(ref: str) -> tuple[str, str]:
 
 
 def zoo_spec(config: ModelConfig, precision: str = "float32") -> ExportSpec:
-    """The export spec of a zoo model at ``precision``: its config, ImageNet labels and display names."""
+    """The export spec of a zoo model at ``precision``: its processing, ImageNet labels and display names."""
     from litecls.models.labels import imagenet_display_names, imagenet_labels
 
     return ExportSpec(
         name=config.display_name, labels=list(imagenet_labels()),
         display_names={"en": list(imagenet_display_names())},
-        input_size=(config.input_size, config.input_size), mean=config.mean, std=config.std,
+        processing=resolve_processing(zoo=config),
         description=config.description, version=FILE_VERSIONS[precision], author="litecls",
-        license=config.weights_license, crop_pct=config.crop_pct)
+        license=config.weights_license)
 
 
 #: Calibration images tile CALIBRATION_GRID x CALIBRATION_GRID photos each (see calibration_images).
@@ -129,9 +125,8 @@ def torch_inputs(config: ModelConfig, images: list) -> list:
     """NCHW float tensors of uint8 NHWC ``images``, normalised as ``config`` says (PyTorch's input)."""
     import torch
 
-    mean, std = np.asarray(config.mean, np.float32), np.asarray(config.std, np.float32)
-    return [torch.from_numpy((np.asarray(image, np.float32) - mean) / std).permute(0, 3, 1, 2)
-            for image in images]
+    processing = resolve_processing(zoo=config)
+    return [torch.from_numpy(processing.normalize(image)).permute(0, 3, 1, 2) for image in images]
 
 
 def _writable_dir(folder: Path) -> Path:
@@ -173,7 +168,7 @@ def built_path(name: str, precision: str, cache: str | os.PathLike | None = None
 
 def _is_current(path: Path, precision: str) -> bool:
     """Whether a cached file was built by this litecls's export (its metadata version)."""
-    from litecls.export.metadata import read_metadata
+    from litecls.metadata import read_metadata
 
     try:
         return read_metadata(path).version == FILE_VERSIONS[precision]

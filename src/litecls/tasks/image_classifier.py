@@ -11,24 +11,24 @@ Where the settings come from, in order of precedence:
 * ``model_path`` is a .tflite file, or a zoo name such as
   ``"efficientnet_lite0"`` or ``"mobilenet_v2:float32"`` (precision defaults
   to int8) when no file of that name exists: the zoo model is built into the
-  cache on first use.
-* Normalisation (``mean``/``std``): the options, else the model's TFLite
-  metadata, else :func:`litecls.processing.preprocess.default_normalization`
-  (127.5/127.5 for a float input; raw pixels for a quantized one).
+  cache on first use (that needs ``litecls[zoo]``).
+* Preprocessing (size, resize policy, crop fraction, interpolation,
+  mean/std): :func:`litecls.processing.config.resolve_processing` takes the
+  options, else the model's TFLite metadata (litecls-made files record their
+  resize settings there), else the zoo config, else defaults (the largest
+  centre square, bilinear; mean/std 127.5 for a float input, raw pixels for a
+  quantized one). We crop rather than squash (MediaPipe squashes) because
+  the zoo models were trained and evaluated on centre crops and squashing
+  distorts shapes; ``resize_policy="squash"`` is there for models trained
+  that way.
 * Labels and display names: the options' ``labels`` (a list or a file with
   one label per line), else the metadata. Their count must equal the
   number of classes the model outputs.
-* Resizing: the options' ``crop_pct``/``interpolation``, else the zoo
-  config's for a zoo model (recognised by name, or by the metadata name and
-  input size of a zoo-built file), else ``crop_pct=1.0`` (the largest centre
-  square) with bilinear resampling. We crop rather than squash (MediaPipe
-  squashes) because every zoo model was trained and evaluated on centre
-  crops and squashing distorts shapes; ``resize_policy="squash"`` is there
-  for models trained that way.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -42,20 +42,26 @@ from types import TracebackType
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from litecls.errors import ExportError, ImageError, LabelsError, ModelFileError, UnknownModelError
-from litecls.export.metadata import ModelMetadata, read_metadata
-from litecls.models.registry import ModelConfig, get_config, list_models
-from litecls.processing.image import ImageInput
-from litecls.processing.postprocess import (
-    Normalization,
-    category_mask,
-    dequantize,
-    is_ambiguous,
-    quantize_input,
-    to_probabilities,
-    top_k,
+from litecls.errors import (
+    ExportError,
+    ImageError,
+    LabelsError,
+    MetadataError,
+    ModelFileError,
+    UnknownModelError,
 )
-from litecls.processing.preprocess import default_normalization, preprocess
+from litecls.metadata import PROCESSING_FILE, ModelMetadata, read_metadata
+from litecls.models.registry import ModelConfig, get_config, list_models
+from litecls.processing.config import (
+    INTERPOLATIONS,
+    RESIZE_POLICIES,
+    ProcessingConfig,
+    check_resize_settings,
+    resolve_processing,
+)
+from litecls.processing.image import ImageInput
+from litecls.processing.postprocess import category_mask, dequantize, is_ambiguous, to_probabilities, top_k
+from litecls.processing.preprocess import Normalization, preprocess
 from litecls.runtime.interpreter import (
     ClassifierSignature,
     describe_classifier,
@@ -63,8 +69,7 @@ from litecls.runtime.interpreter import (
     read_model_bytes,
 )
 
-_POLICIES = ("crop", "squash")
-_INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "lanczos")
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -123,7 +128,7 @@ class ImageClassifierOptions:
     labels: Sequence[str] | str | os.PathLike | None = None
     mean: Normalization | None = None
     std: Normalization | None = None
-    resize_policy: str = "crop"
+    resize_policy: str | None = None
     crop_pct: float | None = None
     interpolation: str | None = None
     ambiguity_min_score: float = 0.5
@@ -144,12 +149,12 @@ class ImageClassifierOptions:
             raise ValueError(f"score_threshold must be between 0 and 1, got {self.score_threshold}")
         if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer or None, got {self.num_threads!r}")
-        if self.resize_policy not in _POLICIES:
-            raise ValueError(f"resize_policy must be one of {_POLICIES}, got {self.resize_policy!r}")
+        if self.resize_policy is not None and self.resize_policy not in RESIZE_POLICIES:
+            raise ValueError(f"resize_policy must be one of {RESIZE_POLICIES}, got {self.resize_policy!r}")
         if self.crop_pct is not None and not 0.0 < self.crop_pct <= 1.0:
             raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
-        if self.interpolation is not None and self.interpolation not in _INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {self.interpolation!r}")
+        if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         if not 0.0 <= self.ambiguity_min_score <= 1.0 or not 0.0 <= self.ambiguity_margin <= 1.0:
             raise ValueError("ambiguity_min_score and ambiguity_margin must be between 0 and 1")
 
@@ -202,17 +207,6 @@ def resolve_model(model_path: str | os.PathLike,
     return build(name, precision, cache=cache_dir), get_config(name)
 
 
-def _zoo_config_for(meta: ModelMetadata | None, size: tuple[int, int]) -> ModelConfig | None:
-    """The zoo config of a zoo-built file, recognised by its metadata name and input size."""
-    if meta is None:
-        return None
-    for name in list_models():
-        config = get_config(name)
-        if config.display_name == meta.name and (config.input_size, config.input_size) == size:
-            return config
-    return None
-
-
 class ImageClassifier:
     """Classify images with a TFLite model. Create with :meth:`create_from_model_path` or
     :meth:`create_from_options`; use as a context manager or call :meth:`close`.
@@ -229,27 +223,15 @@ class ImageClassifier:
         self._lock = threading.Lock()
         self._interpreter = interpreter_from_bytes(_data, _name, options.num_threads)
         self._signature: ClassifierSignature = describe_classifier(self._interpreter, _name)
+        self._metadata = self._read_metadata(_data, _name, options)
         try:
-            self._metadata = read_metadata(_data)
-        except ModelFileError:
-            raise
-        except Exception as exc:  # damaged metadata: say so rather than show a flatbuffers trace
-            raise ModelFileError(f"{_name}: cannot read the model's metadata: {exc}") from None
-        spec, meta = self._signature.input, self._metadata
-        zoo = _zoo or _zoo_config_for(meta, spec.size)
-
-        default_mean, default_std = default_normalization(spec)
-        self._mean = np.asarray(self._pick(options.mean, meta.mean if meta else None, default_mean),
-                                dtype=np.float32)
-        self._std = np.asarray(self._pick(options.std, meta.std if meta else None, default_std),
-                               dtype=np.float32)
-        try:  # a wrong number of mean/std values would otherwise only fail at the first image
-            quantize_input(np.zeros((1, 1, spec.channels), np.uint8), spec.dtype, spec.scale,
-                           spec.zero_point, self._mean, self._std)
+            self._processing = resolve_processing(
+                self._signature.input, self._metadata, _zoo, mean=options.mean, std=options.std,
+                crop_pct=options.crop_pct, interpolation=options.interpolation,
+                resize_policy=options.resize_policy)
         except ValueError as exc:
             raise ValueError(f"{_name}: {exc}") from None
-        self._crop_pct = options.crop_pct or (zoo.crop_pct if zoo else 1.0)
-        self._interpolation = options.interpolation or (zoo.interpolation if zoo else "bilinear")
+        meta = self._metadata
 
         num_classes = self._signature.output.num_classes
         if options.labels is not None:
@@ -275,12 +257,42 @@ class ImageClassifier:
         out = self._signature.output
         self._step = out.scale if out.quantized else 0.0
 
-    @staticmethod
-    def _pick(option: Normalization | None, from_metadata: list[float] | None,
-              default: float) -> Normalization:
-        if option is not None:
-            return option
-        return from_metadata if from_metadata else default
+    def _read_metadata(self, data: bytes, name: str, options: ImageClassifierOptions) -> ModelMetadata | None:
+        """The model's metadata; without it only where nothing it would give is needed.
+
+        Corrupt metadata, or a label file it names but the model lacks, is an
+        error unless the options give what it would have given: labels, and
+        mean/std for a float input (wrong normalisation gives wrong answers
+        silently). A missing processing file falls back to the defaults.
+        """
+        try:
+            meta = read_metadata(data)
+        except MetadataError as exc:
+            float_input = self._signature.input.dtype == np.float32
+            needed = ["labels"] if options.labels is None else []
+            if float_input and (options.mean is None or options.std is None):
+                needed.append("mean and std")
+            if needed:
+                raise MetadataError(f"{name}: {exc}; give {' and '.join(needed)} in the options "
+                                    "to use the model without its metadata") from None
+            _log.warning("%s: %s; using the options instead of the metadata", name, exc)
+            return None
+        if meta is not None and meta.processing is not None:
+            try:
+                check_resize_settings(meta.processing)
+            except ValueError as exc:
+                _log.warning("%s: ignoring the resize settings in its metadata: %s", name, exc)
+                meta.processing = None
+        if meta is None or not meta.missing_files:
+            return meta
+        missing = ", ".join(meta.missing_files)
+        labels_missing = any(f != PROCESSING_FILE for f in meta.missing_files)
+        if labels_missing and options.labels is None:
+            raise MetadataError(f"{name}: the metadata names {missing} but the model does not carry "
+                                "(damaged or stripped file?); give labels in the options to use it anyway")
+        _log.warning("%s: the metadata names %s but the model does not carry; using %s", name, missing,
+                     "the options' labels" if labels_missing else "default resizing")
+        return meta
 
     # -- creation ---------------------------------------------------------------------------
 
@@ -325,14 +337,20 @@ class ImageClassifier:
         return self._display_names
 
     @property
+    def processing(self) -> ProcessingConfig:
+        """How images become this model's input (resolved once, at creation)."""
+        return self._processing
+
+    @property
     def normalization(self) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, std)`` in pixel units, as applied before quantizing the input."""
-        return self._mean, self._std
+        return np.asarray(self._processing.mean, np.float32), np.asarray(self._processing.std, np.float32)
 
     @property
     def resize(self) -> tuple[str, float, str]:
         """``(policy, crop_pct, interpolation)`` used to bring images to the input size."""
-        return self._options.resize_policy, self._crop_pct, self._interpolation
+        p = self._processing
+        return p.resize_policy, p.crop_pct, p.interpolation
 
     @property
     def closed(self) -> bool:
@@ -349,8 +367,7 @@ class ImageClassifier:
     def preprocess(self, image: ImageInput) -> np.ndarray:
         """The model's input tensor for ``image``; :class:`ImageError` for an unreadable image."""
         try:
-            return preprocess(image, self._signature.input, self._mean, self._std, self._crop_pct,
-                              self._interpolation, self._options.resize_policy)
+            return preprocess(image, self._signature.input, self._processing)
         except OSError as exc:  # e.g. permission denied: not a bug of the caller's code
             raise ImageError(f"{image if isinstance(image, (str, os.PathLike)) else '<image>'}: "
                              f"cannot read image: {exc}") from None

@@ -20,7 +20,7 @@ import torch
 
 from litecls.models.registry import get_config
 from litecls.training.data import Dataset, ensure_trainable
-from litecls.training.features import FeatureCache, Preprocessing, backbone_file
+from litecls.training.features import FeatureCache, backbone_file, training_processing
 from litecls.training.head import ClassifierHead
 from litecls.training.model import TrainedModel
 from litecls.training.trainer import (
@@ -142,7 +142,7 @@ def train(train_data: Dataset, val_data: Dataset | None = None, model: str = "ef
         _say(f"resuming from {checkpoint.path}: {state['stage']} epoch {state['epoch']}"
              + (" (finished)" if state.get("finished") else ""), show)
 
-    preprocessing = Preprocessing(opts.image_size)
+    preprocessing = training_processing(opts.model, opts.image_size)
     feature_cache = FeatureCache(checkpoint.folder / "features") if checkpoint.folder is not None else None
     trained = TrainedModel(classes=list(train_data.classes), backbone_name=opts.model,
                            preprocessing=preprocessing, head=None, backbone=None,  # type: ignore[arg-type]

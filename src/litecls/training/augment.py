@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from litecls.training.features import Preprocessing
+from litecls.processing.config import ProcessingConfig
 from litecls.training.trainer import epoch_generator
 
 
@@ -95,10 +95,11 @@ class AugmentedImages:
     prepared by the worker threads while the model trains on this one.
     """
 
-    def __init__(self, paths: Sequence[Path], labels: np.ndarray, size: int, mean: Sequence[float],
-                 std: Sequence[float], batch_size: int, seed: int, augmentation: Augmentation | None,
-                 workers: int = 2) -> None:
-        self.size, self.mean, self.std = size, list(mean), list(std)
+    def __init__(self, paths: Sequence[Path], labels: np.ndarray, processing: ProcessingConfig,
+                 batch_size: int, seed: int, augmentation: Augmentation | None, workers: int = 2) -> None:
+        self.processing = processing
+        size = processing.input_size[0]
+        self.size, self.mean, self.std = size, list(processing.mean), list(processing.std)
         self.batch_size, self.seed, self.workers = batch_size, seed, workers
         self.augmentation = augmentation
         self.labels = torch.as_tensor(labels, dtype=torch.long)
@@ -111,7 +112,7 @@ class AugmentedImages:
     def _one(self, index: int, epoch: int) -> np.ndarray:
         image = self.images[index]
         if self.augmentation is None:
-            return Preprocessing(self.size).resize(image)
+            return self.processing.resize(image)
         rng = np.random.default_rng([self.seed, epoch, index])
         return self.augmentation(image, self.size, rng)
 

@@ -19,7 +19,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,9 +27,9 @@ import numpy as np
 
 from litecls.errors import ImageError
 from litecls.models.registry import ModelConfig, get_config
+from litecls.processing.config import ProcessingConfig, resolve_processing
 
 if TYPE_CHECKING:
-    from PIL import Image
     from torch import nn
 
 #: Threads of the LiteRT interpreter: the 2 cores of the target laptop.
@@ -39,34 +39,27 @@ NUM_THREADS = 2
 Loader = Callable[[int, Path], np.ndarray]
 
 
-@dataclass(frozen=True)
-class Preprocessing:
-    """How images become backbone input: size, crop and resampling.
+#: Custom models are fed the largest centre square, resampled bilinearly (not the backbone's ImageNet
+#: crop): small training images lose nothing at their edges. Exported files record it in their metadata.
+CUSTOM_RESIZE = {"resize_policy": "crop", "crop_pct": 1.0, "interpolation": "bilinear"}
 
-    Custom models use the largest centre square (``crop_pct=1``) with
-    bilinear resampling, which is what :class:`litecls.tasks.ImageClassifier`
-    applies to a model it does not know from the zoo (and, for square images,
-    what MediaPipe's squash does): the deployed file then sees images exactly
-    as in training.
+
+def training_processing(model: str, image_size: int | None = None) -> ProcessingConfig:
+    """How training, its feature extraction, calibration and the exported file prepare images.
+
+    Args:
+        model: the zoo backbone's name (its normalisation).
+        image_size: the square input size (default: the backbone's own).
+
+    Returns:
+        The processing config (mean/std: the backbone's, per channel, in pixel units).
+
+    Raises:
+        UnknownModelError: ``model`` is not a zoo model.
     """
-
-    size: int
-    crop_pct: float = 1.0
-    interpolation: str = "bilinear"
-
-    def load(self, path: str | os.PathLike) -> np.ndarray:
-        """Decode and resize one image to uint8 HxWx3."""
-        from litecls.processing.image import prepare_image
-
-        return prepare_image(path, (self.size, self.size), crop_pct=self.crop_pct,
-                             interpolation=self.interpolation)
-
-    def resize(self, image: Image.Image) -> np.ndarray:
-        """Resize an already decoded RGB image to uint8 HxWx3."""
-        from litecls.processing.image import resize_and_crop
-
-        return np.asarray(resize_and_crop(image, (self.size, self.size), self.crop_pct, self.interpolation),
-                          dtype=np.uint8)
+    config = get_config(model)
+    size = image_size or config.input_size
+    return resolve_processing(zoo=config, input_size=(size, size), **CUSTOM_RESIZE)
 
 
 def create_backbone(name: str, image_size: int | None = None, pretrained: bool = True) -> nn.Module:
@@ -140,7 +133,7 @@ def backbone_file(name: str, image_size: int | None = None, cache: str | os.Path
 class FeatureExtractor:
     """Runs a backbone .tflite over image files; decoding runs in worker threads meanwhile."""
 
-    def __init__(self, model: str | os.PathLike | bytes, preprocessing: Preprocessing,
+    def __init__(self, model: str | os.PathLike | bytes, preprocessing: ProcessingConfig,
                  num_threads: int = NUM_THREADS, workers: int = 2) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -163,7 +156,7 @@ class FeatureExtractor:
 
     def _load(self, index: int, path: Path, load: Loader | None) -> np.ndarray | str:
         try:
-            return load(index, path) if load is not None else self.preprocessing.load(path)
+            return load(index, path) if load is not None else self.preprocessing.prepare(path)
         except ImageError as exc:
             return str(exc)
         except OSError as exc:

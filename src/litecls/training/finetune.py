@@ -217,11 +217,11 @@ def _augmented_images(trained: TrainedModel, opts: TrainOptions, backbone: nn.Mo
     config = get_config(opts.model)
     network = CustomClassifier(backbone, trained.head).to(memory_format=torch.channels_last)
     _say(f"decoding {len(train_data)} training images", opts.show_progress)
-    images = AugmentedImages(train_data.paths, train_data.labels, opts.image_size, config.mean, config.std,
+    images = AugmentedImages(train_data.paths, train_data.labels, trained.preprocessing,
                              opts.batch_size, opts.seed, Augmentation() if opts.augment else None)
     validate = None
     if val_data is not None:
-        pixels = np.stack([trained.preprocessing.load(p) for p in val_data.paths])
+        pixels = np.stack([trained.preprocessing.prepare(p) for p in val_data.paths])
         validate = _validator(network, lambda a, b: to_tensor(pixels[a:b], config.mean, config.std)
                               .contiguous(memory_format=torch.channels_last), len(pixels),
                               torch.from_numpy(val_data.labels), weights)

@@ -13,8 +13,9 @@ import torch
 
 from litecls.export.spec import ExportSpec
 from litecls.models.registry import get_config
+from litecls.processing.config import ProcessingConfig
 from litecls.training.data import Dataset, DatasetWarning
-from litecls.training.features import FeatureCache, FeatureExtractor, Preprocessing, backbone_file
+from litecls.training.features import FeatureCache, FeatureExtractor, backbone_file
 from litecls.training.files import write_file
 from litecls.training.head import ClassifierHead, CustomClassifier
 from litecls.training.metrics import Evaluation, evaluate_scores
@@ -38,7 +39,7 @@ class TrainedModel:
 
     classes: list[str]
     backbone_name: str
-    preprocessing: Preprocessing
+    preprocessing: ProcessingConfig
     head: ClassifierHead
     #: The fine-tuned backbone; ``None`` when it stayed frozen (the zoo weights).
     backbone: torch.nn.Module | None
@@ -60,7 +61,7 @@ class TrainedModel:
     @property
     def image_size(self) -> int:
         """Input size in pixels (square)."""
-        return self.preprocessing.size
+        return self.preprocessing.input_size[0]
 
     # -- the network -------------------------------------------------------------------------
 
@@ -119,7 +120,7 @@ class TrainedModel:
         self.backbone.eval()
         with torch.no_grad():
             for i in range(0, len(dataset), 32):
-                pixels = np.stack([self.preprocessing.load(p) for p in dataset.paths[i:i + 32]])
+                pixels = np.stack([self.preprocessing.prepare(p) for p in dataset.paths[i:i + 32]])
                 out.append(self.backbone.forward_features(to_tensor(pixels, config.mean, config.std)).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.head.in_features), np.float32)
 
@@ -148,9 +149,7 @@ class TrainedModel:
         from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
         started = time.perf_counter()
-        options = ImageClassifierOptions(model_path=Path(path), max_results=-1, num_threads=num_threads,
-                                         crop_pct=self.preprocessing.crop_pct,
-                                         interpolation=self.preprocessing.interpolation)
+        options = ImageClassifierOptions(model_path=Path(path), max_results=-1, num_threads=num_threads)
         scores, labels = [], []
         with ImageClassifier.create_from_options(options) as classifier:
             if classifier.labels != self.classes:
@@ -182,12 +181,12 @@ class TrainedModel:
         how = "fine-tuned" if self.fine_tuned else "frozen"
         return ExportSpec(
             name=f"Custom classifier ({config.display_name})", labels=list(self.classes),
-            input_size=(self.image_size, self.image_size), mean=config.mean, std=config.std,
+            processing=self.preprocessing,
             description=(f"Custom image classifier for {len(self.classes)} classes ({shown}), "
                          f"trained with litecls: a new head on a {how} {config.display_name} "
                          f"backbone pretrained on ImageNet; {self.image_size} px input, centre square."),
             version="1", author="litecls train",
-            license=f"backbone weights: {config.weights_license}", crop_pct=self.preprocessing.crop_pct)
+            license=f"backbone weights: {config.weights_license}")
 
     def calibration_images(self, count: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
         """``count`` training images (round-robin over the classes, fixed order), uint8 1xHxWx3."""
@@ -201,7 +200,7 @@ class TrainedModel:
         images = []
         for i in picks:
             try:
-                images.append(self.preprocessing.load(data.paths[i])[None])
+                images.append(self.preprocessing.prepare(data.paths[i])[None])
             except Exception:  # a file that vanished or broke since loading: calibrate without it
                 continue
         return images

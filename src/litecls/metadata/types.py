@@ -1,0 +1,40 @@
+"""What litecls reads from, and writes into, a model's TFLite metadata: one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Name of the associated file in which litecls records how images are resized for the model
+#: (resize policy, crop fraction, interpolation): settings the metadata schema has no field for.
+#: MediaPipe and the TFLite Task Library ignore associated files they do not know.
+PROCESSING_FILE = "litecls_processing.json"
+
+
+@dataclass
+class ModelMetadata:
+    """The parts of the TFLite metadata schema that image classifiers use.
+
+    ``mean``/``std``: the float input expects ``(pixel - mean) / std``, one
+    value or one per channel. ``labels``: category names of the score output
+    (its label file without locale); ``display_names``: locale -> names
+    (label files with a locale). ``processing``: the contents of
+    :data:`PROCESSING_FILE` when the model carries it, else ``None``.
+    ``associated_files``: names of the files packed in the model.
+    ``missing_files``: files the metadata names but the model does not carry.
+    """
+
+    name: str
+    description: str = ""
+    version: str = ""
+    author: str = ""
+    license: str = ""
+    mean: list[float] = field(default_factory=lambda: [0.0])
+    std: list[float] = field(default_factory=lambda: [1.0])
+    color_space: str = "RGB"  # or "GRAYSCALE"
+    labels: list[str] = field(default_factory=list)
+    display_names: dict[str, list[str]] = field(default_factory=dict)
+    processing: dict[str, Any] | None = None
+    min_parser_version: str = ""
+    associated_files: list[str] = field(default_factory=list)
+    missing_files: list[str] = field(default_factory=list)
