@@ -19,6 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_CACHE = Path(os.environ.get("LITECLS_TEST_CACHE", REPO / ".cache" / "test-models"))
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``LITECLS_CORE_ONLY`` set (the core-install run), skip test files that hold no core test.
+
+    Such files may import PyTorch or MediaPipe at the top, which the core install lacks.
+    """
+    if (os.environ.get("LITECLS_CORE_ONLY") and collection_path.suffix == ".py"
+            and collection_path.name.startswith("test_")):
+        return "pytest.mark.core" not in collection_path.read_text(encoding="utf-8")
+    return None
+
+
 @pytest.fixture(scope="session")
 def zoo_cache() -> Path:
     """Folder holding the models built for the tests."""

@@ -12,15 +12,15 @@ from PIL import Image
 
 from litecls.errors import ImageError, LabelsError, ModelFileError
 from litecls.export.flatbuffer import read, strip_metadata, write
-from litecls.processing import preprocess as preprocess_module
+from litecls.processing import config as config_module
 from litecls.processing.image import prepare_image
+from litecls.processing.preprocess import quantize_input
 from litecls.processing.postprocess import (
     category_mask,
     dequantize,
     filter_categories,
     is_ambiguous,
     is_probability,
-    quantize_input,
     to_probabilities,
     top_k,
 )
@@ -184,7 +184,7 @@ def test_a_model_sized_array_is_not_resized(classifier: ImageClassifier, confide
     def no_decoding(*_args: object, **_kwargs: object) -> np.ndarray:
         raise AssertionError("a model-sized array must not be decoded or resized")
 
-    monkeypatch.setattr(preprocess_module, "prepare_image", no_decoding)
+    monkeypatch.setattr(config_module, "prepare_image", no_decoding)
     result = classifier.classify(sized)
     assert [c.index for c in result.categories[:5]] == [c.index for c in expected.categories[:5]]
     assert result.categories[0].score == expected.categories[0].score

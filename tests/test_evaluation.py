@@ -21,7 +21,7 @@ from litecls.evaluation.dataset import (
     write_csv,
 )
 from litecls.evaluation.report import choose, load_report
-from litecls.models.labels import imagenet_display_names, imagenet_labels
+from litecls.models.labels import imagenet_display_names, imagenet_labels, label_synonyms
 from litecls.samples import labelled_imagenet_photos
 from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
@@ -119,7 +119,8 @@ def test_label_name_mismatch_is_reported_not_dropped(capsys, tmp_path, int8_mode
 
 
 def test_display_name_synonyms_and_case_match_labels():
-    matcher = LabelMatcher(imagenet_labels(), imagenet_display_names())
+    labels = list(imagenet_labels())
+    matcher = LabelMatcher(labels, label_synonyms(labels, list(imagenet_display_names())))
     assert matcher.index("goldfish") == 1
     assert matcher.index("Carassius auratus") == 1  # a WordNet synonym
     assert matcher.index("GREAT_WHITE-shark") == 2

@@ -25,7 +25,7 @@ from PIL import Image
 from litecls.errors import LabelsError
 from litecls.export.flatbuffer import strip_metadata
 from litecls.processing.image import prepare_image
-from litecls.processing.postprocess import quantize_input
+from litecls.processing.preprocess import quantize_input
 from litecls.samples import cifar_photos, demo_photos, labelled_imagenet_photos
 from litecls.tasks import ImageClassifier, ImageClassifierOptions
 

@@ -13,6 +13,7 @@ from litecls.export.convert import reference_probabilities
 from litecls.metadata import read_metadata
 from litecls.models import create_model, get_config, list_models
 from litecls.models import weights as weights_module
+from litecls.models.labels import imagenet_display_names, imagenet_labels
 from litecls.models.zoo import atomic_write, build, zoo_spec
 
 ZOO = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2"]
@@ -234,8 +235,8 @@ def test_metadata_is_standard(precision, zoo_model):
     meta = read_metadata(path)
     assert meta.name == "MobileNetV2"
     assert meta.version and meta.license.startswith("BSD") and precision in meta.description
-    assert len(meta.labels) == 1000 and meta.labels[1] == "goldfish"
-    assert meta.display_names["en"][1] == "goldfish, Carassius auratus"
+    assert meta.labels == list(imagenet_labels()) and meta.labels[282] == "tiger cat"
+    assert meta.display_names["en"] == list(imagenet_display_names())
     assert "labels.txt" in meta.associated_files
     # Per-channel ImageNet normalisation lives in the graph; metadata holds a scalar.
     assert (meta.mean, meta.std) == ([0.0], [1.0])

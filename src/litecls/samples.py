@@ -11,7 +11,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from litecls.errors import MissingWeightsError
+from litecls.errors import MissingExtraError
 
 _SKIMAGE_PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg",
                    "motorcycle_left.png", "hubble_deep_field.jpg", "ihc.png", "retina.jpg")
@@ -20,7 +20,8 @@ _SKIMAGE_PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg",
 def _package_dir(module: str, pip_name: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise MissingWeightsError(f"sample photos need the {pip_name!r} package: pip install {pip_name}")
+        raise MissingExtraError(f"sample photos need the {pip_name!r} package: "
+                                "pip install 'litecls[samples]'")
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -1,4 +1,5 @@
-"""``litecls`` entry point: one sub-command module per job, errors printed plainly."""
+"""litecls: classify images with any .tflite image classifier, build the model zoo, train your own
+classes and measure accuracy, latency and size, on-device in the TensorFlow Lite (LiteRT) way."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 
 from litecls import __version__
 from litecls.errors import LiteclsError
+from litecls.extras import extra_for_module
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except LiteclsError as exc:
         print(f"litecls: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional package that a code path needs but did not check
+        extra = extra_for_module(exc.name or "")
+        if extra is None:
+            raise
+        print(f"litecls: error: this needs {exc.name}, not installed: pip install 'litecls[{extra}]'",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("litecls: interrupted", file=sys.stderr)

@@ -145,7 +145,9 @@ def evaluate(classifier: ImageClassifier, dataset: LabelledSet, workers: int = 2
             raise LabelsError(f"{classifier.options.model_path}: the model has no labels to match the "
                               "dataset's label names against; pass a labels file")
         labels = [str(i) for i in range(classifier.signature.output.num_classes)]
-    matcher = LabelMatcher(labels, classifier.display_names)
+    from litecls.models.labels import label_synonyms
+
+    matcher = LabelMatcher(labels, label_synonyms(labels, classifier.display_names))
     known: list[tuple[Path, int]] = []
     unknown: Counter[str] = Counter()
     for path, label in dataset.items:

@@ -11,6 +11,9 @@ import numpy as np
 
 def pyplot():
     """matplotlib.pyplot on the file-only Agg backend (imported on first use: matplotlib is slow to load)."""
+    from litecls.extras import require_extra
+
+    require_extra("plots")
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never needs a display

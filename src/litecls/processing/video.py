@@ -66,6 +66,9 @@ def is_video(path: str | os.PathLike) -> bool:
 
 def _open(path: str | os.PathLike):  # -> tuple[av.container.InputContainer, av.VideoStream]
     """Open ``path`` and its first video stream, or raise :class:`VideoError` saying why not."""
+    from litecls.extras import require_extra
+
+    require_extra("video")
     import av
 
     name = str(path)
