@@ -29,7 +29,12 @@ from litecls.tasks import ImageClassifier, ImageClassifierOptions
 def _bare(model: bytes) -> bytes:
     """``model`` without metadata or packed files (re-packing drops the appended zip archive)."""
     parsed = read_model(model)
-    keep = [m for m in parsed.metadata or [] if (m.name or b"").decode() != "TFLITE_METADATA"]
+    keep = []
+    for entry in parsed.metadata or []:
+        if (entry.name or b"").decode() == "TFLITE_METADATA":
+            parsed.buffers[entry.buffer].data = None  # its buffer stays, empty, so the indices stay
+        else:
+            keep.append(entry)
     parsed.metadata = keep or None
     return write_model(parsed)
 
@@ -195,8 +200,8 @@ def test_classify_imports_no_optional_package(lite0_int8: Path, photo: Path) -> 
 # -- against MediaPipe -------------------------------------------------------------------------------
 
 
-def _mediapipe_writer_output(model: bytes, meta: ModelMetadata) -> bytes:
-    """The same metadata written by MediaPipe's own MetadataWriter (the reference)."""
+def _mediapipe_metadata_modules() -> None:
+    """Make MediaPipe's metadata modules importable: its wheel lacks one native helper they import."""
     pytest.importorskip("mediapipe")
     name = "mediapipe.tasks.cc.metadata.python._pywrap_metadata_version"
     try:
@@ -207,6 +212,11 @@ def _mediapipe_writer_output(model: bytes, meta: ModelMetadata) -> bytes:
             sys.modules.setdefault(".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
         sys.modules[name].GetMinimumMetadataParserVersion = lambda _buffer: "1.0.0"  # type: ignore[attr-defined]
         setattr(sys.modules[".".join(parts[:-1])], parts[-1], sys.modules[name])
+
+
+def _mediapipe_writer_output(model: bytes, meta: ModelMetadata) -> bytes:
+    """The same metadata written by MediaPipe's own MetadataWriter (the reference)."""
+    _mediapipe_metadata_modules()
     from mediapipe.tasks.metadata import metadata_schema_py_generated as mfb
     from mediapipe.tasks.python.metadata.metadata_writers import metadata_info, metadata_writer
 
@@ -226,7 +236,7 @@ def _mediapipe_writer_output(model: bytes, meta: ModelMetadata) -> bytes:
 
 @pytest.mark.parametrize("name, precision", [("efficientnet_lite0", "int8"), ("mobilenet_v2", "float32")])
 def test_mediapipe_displayer_reads_what_mediapipes_writer_writes(zoo_model, name: str, precision: str) -> None:
-    pytest.importorskip("mediapipe")
+    _mediapipe_metadata_modules()
     from mediapipe.tasks.python.metadata import metadata as mp_metadata
 
     ours = zoo_model(name, precision).read_bytes()
@@ -235,8 +245,24 @@ def test_mediapipe_displayer_reads_what_mediapipes_writer_writes(zoo_model, name
     ours_json = json.loads(mp_metadata.MetadataDisplayer.with_model_buffer(ours).get_metadata_json())
     reference_json = json.loads(mp_metadata.MetadataDisplayer.with_model_buffer(reference).get_metadata_json())
     extra = ours_json.pop("associated_files")  # litecls's one addition: the resize settings
-    assert extra == [{"name": PROCESSING_FILE, "description": extra[0]["description"], "type": "UNKNOWN"}]
+    assert extra == [{"name": PROCESSING_FILE, "description": extra[0]["description"]}]  # type UNKNOWN (default)
     assert ours_json == reference_json
     displayer = mp_metadata.MetadataDisplayer.with_model_buffer(ours)
     assert sorted(displayer.get_packed_associated_file_list()) == meta.associated_files
     assert displayer.get_associated_file_buffer("labels.txt").decode().splitlines() == meta.labels
+
+
+def test_zoo_classify_and_calibration_prepare_a_photo_identically(zoo_model, photo: Path) -> None:
+    """For every zoo model, the float32 file's input tensor for a photo is exactly what int8 calibration
+    and GPTQ see for it: the zoo's one ProcessingConfig, then the metadata normalisation."""
+    from litecls.models.zoo import zoo_spec
+    from litecls.processing.config import resolve_processing
+
+    for name in list_models():
+        config = get_config(name)
+        with ImageClassifier.create_from_model_path(zoo_model(name, "float32")) as classifier:
+            fed = classifier.preprocess(photo)
+        spec = zoo_spec(config)
+        pixels = resolve_processing(zoo=config).prepare(photo)
+        assert spec.processing == resolve_processing(zoo=config)
+        assert np.array_equal(fed[0], spec.normalize(pixels)), name

@@ -172,6 +172,36 @@ def test_exported_files_carry_metadata_and_new_labels(run):
         assert list(interpreter.get_output_details()[0]["shape"]) == [1, 10]
 
 
+def test_one_preprocessing_source_for_classify_training_and_calibration(run, fm_root, zoo_cache, tmp_path):
+    """The pixels classify feeds the exported file, the ones training extracts features from and the
+    ones int8 calibration sees are the same array, from the one ProcessingConfig the file records."""
+    from litecls.processing.preprocess import prepare_pixels
+    from litecls.samples import labelled_imagenet_photos
+    from litecls.tasks import ImageClassifier
+
+    full = run["data"]["train"]
+    keep = [int(i) for c in range(len(full.classes)) for i in np.flatnonzero(full.labels == c)[:2]]
+    small = Dataset([full.paths[i] for i in keep], full.labels[keep], full.classes, "small")
+    model = train(small, epochs=1, cache_dir=zoo_cache, show_progress=False)
+    # calibration_images takes the classes' first members in turn: classes 0, 1, 2 for three images.
+    firsts = [small.paths[int(np.flatnonzero(small.labels == c)[0])] for c in range(3)]
+    calibration = model.calibration_images(count=3)
+    photos = [*firsts, labelled_imagenet_photos()[1][0]]
+    moved = tmp_path / "model-int8.tflite"  # away from the training folder and any zoo cache
+    moved.write_bytes((run["out"] / "model-int8.tflite").read_bytes())
+    with ImageClassifier.create_from_model_path(moved) as classifier:
+        processing = classifier.processing
+        assert model.extractor().preprocessing is model.preprocessing
+        assert (processing.input_size, processing.resize_policy, processing.crop_pct, processing.interpolation) \
+            == (model.preprocessing.input_size, model.preprocessing.resize_policy, model.preprocessing.crop_pct,
+                model.preprocessing.interpolation)
+        for k, photo in enumerate(photos):
+            fed = prepare_pixels(photo, classifier.signature.input, processing)
+            assert np.array_equal(fed, model.preprocessing.prepare(photo))
+            if k < len(firsts):
+                assert np.array_equal(fed, calibration[k][0])
+
+
 def _test_images(fm_root: Path, per_class: int) -> list[tuple[Path, str]]:
     return [(p, d.name) for d in sorted((fm_root / "test").iterdir())
             for p in sorted(d.iterdir())[:per_class]]
