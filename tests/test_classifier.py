@@ -14,7 +14,6 @@ from litecls.errors import ImageError, LabelsError, ModelFileError
 from litecls.export.flatbuffer import read, strip_metadata, write
 from litecls.processing import config as config_module
 from litecls.processing.image import prepare_image
-from litecls.processing.preprocess import quantize_input
 from litecls.processing.postprocess import (
     category_mask,
     dequantize,
@@ -24,6 +23,7 @@ from litecls.processing.postprocess import (
     to_probabilities,
     top_k,
 )
+from litecls.processing.preprocess import quantize_input
 from litecls.runtime import describe_classifier, load_interpreter
 from litecls.samples import labelled_imagenet_photos
 from litecls.tasks import ClassificationResult, ImageClassifier, ImageClassifierOptions

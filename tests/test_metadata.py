@@ -122,18 +122,19 @@ def test_a_file_moved_away_from_the_zoo_classifies_exactly_as_before(lite0_int8:
     moved.parent.mkdir()
     moved.write_bytes(lite0_int8.read_bytes())
     monkeypatch.setenv("LITECLS_CACHE", str(tmp_path / "no-zoo-cache-here"))
-    with ImageClassifier.create_from_options(ImageClassifierOptions(model_path=moved, max_results=-1)) as alone:
+    options = ImageClassifierOptions(model_path=moved, max_results=-1)
+    with ImageClassifier.create_from_options(options) as alone:
         assert alone.processing == expected_processing
         assert np.array_equal(alone.preprocess(photo), expected_tensor)
         result = alone.classify(photo)
-    assert [(c.index, c.score) for c in result.categories] == [(c.index, c.score) for c in expected.categories]
+    assert [(c.index, c.score) for c in result.categories] == \
+        [(c.index, c.score) for c in expected.categories]
     assert not (tmp_path / "no-zoo-cache-here").exists()
 
 
 @pytest.mark.core
-def test_corrupt_metadata_is_a_specific_error_and_falls_back_only_where_safe(lite0_int8: Path,
-                                                                           lite0_float: Path,
-                                                                           photo: Path, tmp_path: Path) -> None:
+def test_corrupt_metadata_is_a_specific_error_and_falls_back_only_where_safe(
+        lite0_int8: Path, lite0_float: Path, photo: Path, tmp_path: Path) -> None:
     for source in (lite0_int8, lite0_float):
         data = bytearray(source.read_bytes())
         buffer = metadata_buffer(bytes(data))
@@ -165,7 +166,8 @@ def test_missing_packed_files(lite0_int8: Path, photo: Path, tmp_path: Path) -> 
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         files = {name: archive.read(name) for name in archive.namelist()}
     no_labels = tmp_path / "no-labels.tflite"
-    no_labels.write_bytes(_rewritten_zip(data, {k: v for k, v in files.items() if not k.startswith("labels")}))
+    no_labels.write_bytes(_rewritten_zip(data, {k: v for k, v in files.items()
+                                                if not k.startswith("labels")}))
     meta = read_metadata(no_labels)
     assert meta.missing_files == ["labels.txt", "labels_en.txt"] and meta.labels == []
     with pytest.raises(MetadataError, match=r"labels\.txt, labels_en\.txt but the model does not carry"):
@@ -189,8 +191,10 @@ def test_classify_imports_no_optional_package(lite0_int8: Path, photo: Path) -> 
     import subprocess
 
     code = ("import sys, litecls, litecls.cli.main as cli; "
-            f"status = cli.main(['classify', {str(photo)!r}, '--model', {str(lite0_int8)!r}, '--top-k', '1']); "
-            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'mediapipe', 'matplotlib', 'av'}); "
+            f"status = cli.main(['classify', {str(photo)!r}, '--model', {str(lite0_int8)!r}, "
+            "'--top-k', '1']); "
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} "
+            "& {'torch', 'mediapipe', 'matplotlib', 'av'}); "
             "print('HEAVY', heavy); sys.exit(status)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -235,17 +239,20 @@ def _mediapipe_writer_output(model: bytes, meta: ModelMetadata) -> bytes:
 
 
 @pytest.mark.parametrize("name, precision", [("efficientnet_lite0", "int8"), ("mobilenet_v2", "float32")])
-def test_mediapipe_displayer_reads_what_mediapipes_writer_writes(zoo_model, name: str, precision: str) -> None:
+def test_mediapipe_displayer_reads_what_mediapipes_writer_writes(zoo_model, name: str,
+                                                                 precision: str) -> None:
     _mediapipe_metadata_modules()
     from mediapipe.tasks.python.metadata import metadata as mp_metadata
 
     ours = zoo_model(name, precision).read_bytes()
     meta = read_metadata(ours)
     reference = _mediapipe_writer_output(_bare(ours), meta)
-    ours_json = json.loads(mp_metadata.MetadataDisplayer.with_model_buffer(ours).get_metadata_json())
-    reference_json = json.loads(mp_metadata.MetadataDisplayer.with_model_buffer(reference).get_metadata_json())
+    displayer = mp_metadata.MetadataDisplayer
+    ours_json = json.loads(displayer.with_model_buffer(ours).get_metadata_json())
+    reference_json = json.loads(displayer.with_model_buffer(reference).get_metadata_json())
     extra = ours_json.pop("associated_files")  # litecls's one addition: the resize settings
-    assert extra == [{"name": PROCESSING_FILE, "description": extra[0]["description"]}]  # type UNKNOWN (default)
+    # type UNKNOWN, the default, is not shown
+    assert extra == [{"name": PROCESSING_FILE, "description": extra[0]["description"]}]
     assert ours_json == reference_json
     displayer = mp_metadata.MetadataDisplayer.with_model_buffer(ours)
     assert sorted(displayer.get_packed_associated_file_list()) == meta.associated_files

@@ -192,9 +192,9 @@ def test_one_preprocessing_source_for_classify_training_and_calibration(run, fm_
     with ImageClassifier.create_from_model_path(moved) as classifier:
         processing = classifier.processing
         assert model.extractor().preprocessing is model.preprocessing
-        assert (processing.input_size, processing.resize_policy, processing.crop_pct, processing.interpolation) \
-            == (model.preprocessing.input_size, model.preprocessing.resize_policy, model.preprocessing.crop_pct,
-                model.preprocessing.interpolation)
+        trained = model.preprocessing
+        for field in ("input_size", "resize_policy", "crop_pct", "interpolation"):
+            assert getattr(processing, field) == getattr(trained, field), field
         for k, photo in enumerate(photos):
             fed = prepare_pixels(photo, classifier.signature.input, processing)
             assert np.array_equal(fed, model.preprocessing.prepare(photo))
