@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.litecls-installed
 
-.PHONY: install demo test test-data lint clean-models
+.PHONY: install demo test test-core test-data lint clean-models
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ test-data: install
 test: install test-data
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+	$(MAKE) test-core
+
+# The core install (`pip install litecls`, no extras) in fresh virtualenvs, with the newest LiteRT and
+# with ai-edge-litert 1.4.0 (the newest wheel for Linux aarch64): the tests marked `core`, against the
+# .tflite files the full run built. Each venv's report.txt holds its size and classify's cold start.
+TEST_CACHE ?= $(or $(LITECLS_TEST_CACHE),.cache/test-models)
+test-core: install
+	rm -rf .cache/dist
+	$(PY) -m build --wheel --outdir .cache/dist . > .cache/build.log 2>&1 || (cat .cache/build.log; exit 1)
+	PYTHON=$(PYTHON) scripts/core_env.sh .cache/core-venv .cache/dist $(TEST_CACHE)
+	PYTHON=$(PYTHON) scripts/core_env.sh .cache/core-venv-litert14 .cache/dist $(TEST_CACHE) ai-edge-litert==1.4.0
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -38,7 +38,7 @@ from litecls.evaluation.machine import machine_info, measure_peak_gflops
 from litecls.models import create_model, get_config
 from litecls.models.complexity import count_params_and_macs
 from litecls.models.zoo import build
-from litecls.processing.image import prepare_image
+from litecls.processing.config import resolve_processing
 from litecls.samples import labelled_imagenet_photos
 from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
@@ -74,8 +74,8 @@ def make_runners(name: str, precision: str, threads: int, cache: str | None,
     config = get_config(name)
     path = build(name, precision, cache)
     photo = labelled_imagenet_photos()[1][0]  # the folding chair: every runtime agrees on it
-    frame = prepare_image(photo, (config.input_size, config.input_size), crop_pct=config.crop_pct,
-                          interpolation=config.interpolation)
+    processing = resolve_processing(zoo=config)
+    frame = processing.prepare(photo)
     runners = []
     classifier = ImageClassifier.create_from_options(
         ImageClassifierOptions(model_path=path, max_results=5, num_threads=threads))
@@ -113,9 +113,7 @@ def make_runners(name: str, precision: str, threads: int, cache: str | None,
 
         torch.set_num_threads(threads)
         module = create_model(name)
-        mean = np.asarray(config.mean, np.float32)[:, None, None]
-        std = np.asarray(config.std, np.float32)[:, None, None]
-        batch = torch.from_numpy(((frame.transpose(2, 0, 1).astype(np.float32) - mean) / std)[None])
+        batch = torch.from_numpy(processing.normalize(frame).transpose(2, 0, 1)[None].copy())
 
         def torch_run() -> object:
             with torch.inference_mode():

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from litecls.models import get_config
-from litecls.processing.image import prepare_image
+from litecls.processing.config import resolve_processing
 from litecls.samples import demo_photos, labelled_imagenet_photos
 
 # Colour photographs among OpenCV's sample data (Debian package opencv-doc); left out are
@@ -24,10 +24,8 @@ _OPENCV_PHOTOS = (
 
 def model_inputs(name: str, paths: list) -> np.ndarray:
     """uint8 NxHxWx3 images resized and cropped as zoo model ``name`` expects."""
-    config = get_config(name)
-    size = (config.input_size, config.input_size)
-    return np.stack([prepare_image(p, size, crop_pct=config.crop_pct, interpolation=config.interpolation)
-                     for p in paths])
+    processing = resolve_processing(zoo=get_config(name))
+    return np.stack([processing.prepare(p) for p in paths])
 
 
 def imagenet_set(name: str) -> tuple[np.ndarray, np.ndarray]:
