@@ -73,22 +73,19 @@ CALIBRATION_GRID = 3
 
 
 def calibration_images(config: ModelConfig) -> list:
-    """Representative images for int8 calibration and GPTQ rounding (uint8, 1xHxWx3).
+    """Representative images for int8 calibration and GPTQ rounding.
 
-    Each is a mosaic of 3 x 3 of foolbox's 40 CIFAR photos (32 px, upsampled
-    about 2.5x), every photo in 9 mosaics at 9 different places, rather than
-    one thumbnail upsampled 7x to fill the input: small sharp objects, as in
-    real frames, instead of one blurred one. Chosen by measurement (int8 vs
-    float32 top-1 agreement on 696 inputs, thumbnails -> mosaics): Lite0
-    95.8 -> 95.5 %, Lite1 94.7 -> 94.7 %, Lite2 96.1 -> 96.7 %, MobileNetV2
-    90.1 -> 93.1 % (and no longer equalized, see its config); the error of
-    the top class's probability fell on all four (by 7 to 29 %). The
-    activation ranges matter most: taken alone they moved MobileNetV2 from 627
-    to 636 inputs. It is their balance across tensors that helps, not their
-    width: real photos exceed more of the mosaic ranges than of the thumbnail
-    ranges, yet widening the thumbnail ranges 1.5x lost 23 inputs and
-    narrowing them to 0.8x lost 78. Adding the thumbnails to the mosaics lost
-    16 of MobileNetV2's 644 (measured with equalization).
+    Each is a 3 x 3 mosaic of foolbox's 40 CIFAR photos (see :func:`mosaic`;
+    docs/decisions.md says why mosaics), every photo in 9 mosaics at 9 places.
+
+    Args:
+        config: the zoo model (its input size).
+
+    Returns:
+        40 uint8 arrays of shape (1, size, size, 3).
+
+    Raises:
+        MissingExtraError: foolbox (the photos) is not installed.
     """
     from PIL import Image
 
