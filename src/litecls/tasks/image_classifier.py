@@ -45,7 +45,7 @@ from ai_edge_litert.interpreter import Interpreter
 from litecls.errors import ExportError, ImageError, LabelsError, ModelFileError, UnknownModelError
 from litecls.export.metadata import ModelMetadata, read_metadata
 from litecls.models.registry import ModelConfig, get_config, list_models
-from litecls.processing.image import ImageInput
+from litecls.processing.image import ImageInput, image_error
 from litecls.processing.postprocess import (
     Normalization,
     category_mask,
@@ -58,6 +58,7 @@ from litecls.processing.postprocess import (
 from litecls.processing.preprocess import default_normalization, preprocess
 from litecls.runtime.interpreter import (
     ClassifierSignature,
+    check_scores,
     describe_classifier,
     interpreter_from_bytes,
     read_model_bytes,
@@ -231,8 +232,6 @@ class ImageClassifier:
         self._signature: ClassifierSignature = describe_classifier(self._interpreter, _name)
         try:
             self._metadata = read_metadata(_data)
-        except ModelFileError:
-            raise
         except Exception as exc:  # damaged metadata: say so rather than show a flatbuffers trace
             raise ModelFileError(f"{_name}: cannot read the model's metadata: {exc}") from None
         spec, meta = self._signature.input, self._metadata
@@ -268,6 +267,9 @@ class ImageClassifier:
             raise LabelsError(f"{_name}: {len(self._display_names)} display names for locale "
                               f"{options.display_names_locale!r}, but the model outputs "
                               f"{num_classes} classes")
+        # Probe runs: NaN outputs, and a feature extractor without labels, are refused here.
+        check_scores(self._interpreter, self._signature, _name,
+                     labelled=self._labels is not None or self._display_names is not None)
         self._mask = category_mask(self._labels, options.category_allowlist, options.category_denylist,
                                    self._display_names)
         self._name = _name
@@ -347,13 +349,20 @@ class ImageClassifier:
     # -- classification -------------------------------------------------------------------------
 
     def preprocess(self, image: ImageInput) -> np.ndarray:
-        """The model's input tensor for ``image``; :class:`ImageError` for an unreadable image."""
+        """The model's input tensor for ``image``.
+
+        Raises :class:`ImageError` naming the image and the cause for whatever
+        opening, decoding, orienting, converting or resizing it raises
+        (including ``MemoryError`` and Pillow's own exceptions), so one bad
+        image never stops a batch.
+        """
         try:
             return preprocess(image, self._signature.input, self._mean, self._std, self._crop_pct,
                               self._interpolation, self._options.resize_policy)
-        except OSError as exc:  # e.g. permission denied: not a bug of the caller's code
-            raise ImageError(f"{image if isinstance(image, (str, os.PathLike)) else '<image>'}: "
-                             f"cannot read image: {exc}") from None
+        except ImageError:
+            raise
+        except Exception as exc:
+            raise image_error(image, exc) from None
 
     def classify(self, image: ImageInput) -> ClassificationResult:
         """Classify one image: a path, bytes, PIL image or HxWx3 uint8 array.
@@ -369,8 +378,11 @@ class ImageClassifier:
             interpreter = self._check_open()
             started = time.perf_counter()
             interpreter.set_tensor(self._signature.input.index, tensor)
-            interpreter.invoke()
-            raw = interpreter.get_tensor(self._signature.output.index)
+            try:
+                interpreter.invoke()
+                raw = interpreter.get_tensor(self._signature.output.index)
+            except (RuntimeError, ValueError) as exc:  # the model failing stops the run, plainly
+                raise ModelFileError(f"{self._name}: the model failed to run: {exc}") from None
             elapsed_ms = (time.perf_counter() - started) * 1000
         return self._rank(raw, elapsed_ms)
 
@@ -410,6 +422,8 @@ class ImageClassifier:
                 return self.preprocess(image)
             except ImageError as exc:
                 return exc
+            except Exception as exc:  # preprocess wraps everything; this guards the guard
+                return image_error(image, exc)
 
         pending: deque[tuple[ImageInput, Future]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="litecls-preprocess") as pool:
