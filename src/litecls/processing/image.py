@@ -244,8 +244,11 @@ def _palette_on_white(image: Image.Image, owned: bool) -> Image.Image:
     """A palette image as RGB, transparent entries blended on white (as :func:`to_mode` flattens)."""
     lut = Image.new("P", (256, 1))
     lut.putdata(list(range(256)))
-    if image.palette is not None:
-        lut.palette = image.palette.copy()
+    mode = image.palette.mode if image.palette is not None else "RGB"
+    mode = mode if mode in ("RGB", "RGBA") else "RGB"
+    palette = image.getpalette(mode)
+    if palette:
+        lut.putpalette(palette, mode)
     if "transparency" in image.info:
         lut.info["transparency"] = image.info["transparency"]
     rgba = np.asarray(lut.convert("RGBA"), dtype=np.float32)[0]
