@@ -35,6 +35,11 @@ _log = logging.getLogger("litecls.runtime")
 #: (a damaged shape can ask for terabytes). The zoo's largest takes under 100 MB.
 MAX_TENSOR_BYTES = 1 << 30
 
+#: Quantization scales outside this range are refused before allocation. Real models stay well
+#: inside (the zoo: 8e-12 for int32 biases to 1.0); XNNPACK corrupts its heap ("double free or
+#: corruption", SIGABRT) on an activation scale of 3.4e38 and crashes on inf, nan, 0 or negative.
+SCALE_RANGE = (1e-20, 1e6)
+
 #: LiteRT's native log lines that say nothing to a user; kept for ``--verbose`` (logging INFO).
 _CHATTER = re.compile(r"^INFO: (Created TensorFlow Lite .*delegate|Initialized TensorFlow Lite runtime)")
 _STDERR_LOCK = threading.Lock()
@@ -218,8 +223,9 @@ def _one_line(exc: BaseException) -> str:
 def check_tensors(interpreter: Interpreter, name: str = "model") -> None:
     """Refuse impossible quantization and oversized tensors before anything is allocated.
 
-    Every quantization scale must be finite and positive (LiteRT's XNNPACK
-    delegate crashes the process on ``inf``, ``nan``, 0 or a negative scale),
+    Every quantization scale must be finite and positive, within
+    :data:`SCALE_RANGE` (LiteRT's XNNPACK delegate crashes the process on
+    ``inf``, ``nan``, 0 or a negative scale, and corrupts its heap on 3.4e38),
     and the tensors together must fit :data:`MAX_TENSOR_BYTES`. Raises
     :class:`ModelFileError` naming the file and the first bad tensor.
     """
@@ -231,11 +237,15 @@ def check_tensors(interpreter: Interpreter, name: str = "model") -> None:
     total = 0
     for detail in details:
         scales = np.asarray(detail.get("quantization_parameters", {}).get("scales", ()), dtype=np.float64)
-        bad = scales[~(np.isfinite(scales) & (scales > 0))] if scales.size else scales
+        low, high = SCALE_RANGE
+        with np.errstate(invalid="ignore"):
+            bad = scales[~(np.isfinite(scales) & (scales >= low) & (scales <= high))]
         if bad.size:
+            tensor = str(detail["name"])
+            tensor = tensor if len(tensor) <= 60 else "..." + tensor[-57:]
             raise ModelFileError(
-                f"{name}: corrupt quantization: tensor {detail['name']!r} (#{detail['index']}) has "
-                f"scale {bad[0]:g}; every scale must be finite and positive")
+                f"{name}: corrupt quantization: tensor #{detail['index']} ({tensor}) has scale {bad[0]:g}; "
+                f"every scale must be finite and positive, between {low:g} and {high:g}")
         shape = [max(int(d), 1) for d in detail["shape"]]
         total += int(np.prod(shape, dtype=np.float64)) * np.dtype(detail["dtype"]).itemsize
     if total > MAX_TENSOR_BYTES:
