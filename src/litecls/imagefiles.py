@@ -24,10 +24,26 @@ def is_image_name(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def images_under(folder: str | os.PathLike) -> list[Path]:
-    """Image files below ``folder``, recursively, sorted; hidden files and folders are ignored."""
+def images_under(folder: str | os.PathLike, follow_links: bool = False) -> list[Path]:
+    """Image files below ``folder``, recursively, sorted; hidden files and folders are ignored.
+
+    Links to folders are not followed unless ``follow_links`` (then each real
+    folder is visited once, so a link loop ends). A folder named like an image
+    (``x.jpg/``) is a folder, not an image.
+    """
     found = []
-    for root, dirs, files in os.walk(folder):
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(folder, followlinks=follow_links):
+        if follow_links:
+            try:
+                stat = os.stat(root)
+            except OSError:
+                dirs[:] = []
+                continue
+            if (stat.st_dev, stat.st_ino) in seen:
+                dirs[:] = []
+                continue
+            seen.add((stat.st_dev, stat.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(root) / f for f in sorted(files) if is_image_name(f) and not f.startswith("."))
     return found

@@ -7,10 +7,11 @@ import json
 import os
 import sys
 import time
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
-from litecls.errors import ImageError
-from litecls.imagefiles import IMAGE_SUFFIXES, images_under
+from litecls.imagefiles import IMAGE_SUFFIXES, images_under, is_image_name
 from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
 
 #: Up to this many images get a full table each; more get one line each and a progress bar.
@@ -55,33 +56,74 @@ def register(commands: argparse._SubParsersAction) -> None:
     rate.add_argument("--every-frame", action="store_true", help="classify every frame of a video")
     p.add_argument("--json", action="store_true", help="one JSON object per image or frame (JSON Lines)")
     p.add_argument("--cache-dir", help="zoo model cache (default: $LITECLS_CACHE or XDG cache)")
+    p.add_argument("--follow-links", action="store_true",
+                   help="walk links to folders (default: a link to a folder is reported, not walked)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also show Pillow's warnings and LiteRT's log lines")
     p.set_defaults(func=cmd_classify)
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
-    """``(images, videos, empty folders)`` for the command's inputs.
+@dataclass
+class Input:
+    """One thing to classify: ``name`` is what rows show (the string as given, or a found file)."""
 
-    Files are kept as given (missing or odd ones are reported when read, not
-    skipped); a name ending in a video suffix is a video. Folders are walked
-    recursively for image files in sorted order (hidden files and folders,
-    such as macOS's ``._*`` resource forks, are skipped); videos in folders are left
-    alone (they take far longer than photos; name them to classify them).
+    name: str
+    error: str | None = None
+    video: bool = False
+
+
+def expand_inputs(inputs: list[str], follow_links: bool = False) -> list[Input]:
+    """The rows the command's inputs make, in order: each string as given, folders expanded.
+
+    Files are kept as given, character for character (missing or odd ones are
+    reported when read, not skipped); a name ending in a video suffix is a
+    video. Folders are walked recursively for image files in sorted order
+    (hidden files and folders, such as macOS's ``._*`` resource forks, are
+    skipped; videos in folders are left alone: they take far longer than
+    photos, name them to classify them). A folder gives an error row when it
+    holds no images, is named like an image or video (``x.jpg/``), or is a
+    link to a folder and ``follow_links`` is off.
     """
-    images: list[Path] = []
-    videos: list[Path] = []
-    empty: list[Path] = []
+    items: list[Input] = []
     for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = images_under(path)
-            images += found
-            if not found:
-                empty.append(path)
-        elif is_video(path):
-            videos.append(path)
+        if os.path.isdir(item):
+            if os.path.islink(item.rstrip("/" + os.sep) or item) and not follow_links:
+                items.append(Input(item, f"{item}: is a link to a folder; not followed "
+                                         f"(pass --follow-links to walk it)"))
+            elif is_image_name(item.rstrip("/" + os.sep)) or is_video(item.rstrip("/" + os.sep)):
+                items.append(Input(item, f"{item}: is a directory, not an image or video file"))
+            else:
+                found = images_under(item, follow_links=follow_links)
+                if not found:
+                    items.append(Input(item, f"{item}: folder holds no image files "
+                                             f"({', '.join(sorted(IMAGE_SUFFIXES))})"))
+                items += [Input(os.path.join(item, os.path.relpath(path, item))) for path in found]
+        elif is_video(item):
+            items.append(Input(item, video=True))
         else:
-            images.append(path)
-    return images, videos, empty
+            items.append(Input(item))
+    return items
+
+
+def printable(text: str) -> str:
+    """``text`` with control, format and undecodable characters escaped, for a terminal line.
+
+    A newline in a file name would split its output line and an escape
+    sequence would drive the terminal; bytes that were not UTF-8
+    (surrogate-escaped by Python) show as ``\\xNN``.
+    """
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[char])
+        elif unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _bar(score: float, width: int = 24) -> str:
@@ -125,17 +167,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from litecls.samples import demo_photos
     from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
-    images, videos, empty = expand_inputs(args.inputs)
+    items = expand_inputs(args.inputs, follow_links=args.follow_links)
     if args.samples:
-        images += demo_photos()
-    for folder in empty:
-        print(f"litecls: cannot classify: {folder}: folder holds no image files "
-              f"({', '.join(sorted(IMAGE_SUFFIXES))})", file=sys.stderr)
-    if not images and not videos:
-        if not empty:
-            print("litecls: nothing to classify: give image files, folders or videos, or --samples",
-                  file=sys.stderr)
-        return 2 if not empty else 1
+        items += [Input(str(path)) for path in demo_photos()]
+    images = [item for item in items if not item.video]
+    videos = [item for item in items if item.video]
+    if not items:
+        print("litecls: nothing to classify: give image files, folders or videos, or --samples",
+              file=sys.stderr)
+        return 2
+    if not any(item.error is None for item in items):  # nothing to load a model for
+        for item in items:
+            _report_error(item.name, item.error or "", args)
+        return 1
     model = _resolve_model(args.model, args.cache_dir)
     try:
         options = ImageClassifierOptions(
@@ -147,37 +191,49 @@ def cmd_classify(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"litecls: error: {exc}", file=sys.stderr)
         return 2
-    failures = len(empty)
+    failures = 0
     with classifier:
         if images:
             failures += _classify_images(classifier, images, model, args)
         for video in videos:
-            failures += _classify_video(classifier, video, args)
+            failures += _classify_video(classifier, video.name, args)
     return 1 if failures else 0
 
 
-def _classify_images(classifier, paths: list[Path], model: str, args: argparse.Namespace) -> int:
-    """Print one result per image; return how many could not be read."""
+def _report_error(name: str, message: str, args: argparse.Namespace) -> None:
+    """An error row: a JSON object on stdout, or a line on stderr."""
+    if args.json:
+        print(json.dumps({"file": name, "error": message}), flush=True)
+    else:
+        print(f"litecls: cannot classify: {printable(message)}", file=sys.stderr, flush=True)
+
+
+def _classify_images(classifier, items: list[Input], model: str, args: argparse.Namespace) -> int:
+    """Print one row per item (a result or an error), in order; return how many failed."""
     failures = 0
     started = time.perf_counter()
-    table = len(paths) <= TABLE_LIMIT and not args.json
+    table = len(items) <= TABLE_LIMIT and not args.json
     if table:
         print(f"model: {model}")
-    for done, (path, result) in enumerate(classifier.classify_many(paths, workers=args.workers), 1):
-        if isinstance(result, ImageError):
+    readable = [item.name for item in items if item.error is None]
+    results = iter(classifier.classify_many(readable, workers=args.workers))
+    for done, item in enumerate(items, 1):
+        if item.error is not None:
             failures += 1
-            if args.json:
-                print(json.dumps({"file": str(path), "error": str(result)}), flush=True)
-            else:
-                print(f"litecls: cannot classify: {result}", file=sys.stderr)
+            _report_error(item.name, item.error, args)
+            continue
+        _path, result = next(results)
+        if isinstance(result, Exception):
+            failures += 1
+            _report_error(item.name, str(result), args)
             continue
         if args.json:
-            print(json.dumps({"file": str(path), "ambiguous": result.ambiguous,
+            print(json.dumps({"file": item.name, "ambiguous": result.ambiguous,
                               "applied_softmax": result.applied_softmax,
                               "categories": _categories_json(result)}), flush=True)
         elif table:
             flag = "  (ambiguous: no label is clearly ahead)" if result.ambiguous else ""
-            print(f"\n{path}{flag}")
+            print(f"\n{printable(item.name)}{flag}")
             for c in result.categories:
                 if c.score <= 0.0:  # a quantized score of exactly 0 says nothing
                     continue
@@ -185,18 +241,18 @@ def _classify_images(classifier, paths: list[Path], model: str, args: argparse.N
         else:
             top = result.top
             name = f"{_name(top)} {top.score:.2%}" if top else "-"
-            print(f"{path}\t{name}{'  (ambiguous)' if result.ambiguous else ''}")
+            print(f"{printable(item.name)}\t{name}{'  (ambiguous)' if result.ambiguous else ''}")
             if sys.stderr.isatty():
-                print(f"\r{done}/{len(paths)} images", end="", file=sys.stderr, flush=True)
+                print(f"\r{done}/{len(items)} images", end="", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - started
     if not args.json:
-        good = len(paths) - failures
-        print(f"\n{good} of {len(paths)} images classified in {elapsed:.2f} s"
+        good = len(items) - failures
+        print(f"\n{good} of {len(items)} images classified in {elapsed:.2f} s"
               f"{f'; {failures} could not be read' if failures else ''}", file=sys.stderr)
     return failures
 
 
-def _classify_video(classifier, path: Path, args: argparse.Namespace) -> int:
+def _classify_video(classifier, path: str, args: argparse.Namespace) -> int:
     """Print the sampled frames' top labels and the throughput; return 1 if the video failed."""
     from litecls.processing.video import probe_video
     from litecls.tasks.video import VideoThroughput, classify_video
@@ -209,7 +265,7 @@ def _classify_video(classifier, path: Path, args: argparse.Namespace) -> int:
         return 1
     if not args.json:
         rate = "every frame" if fps is None else f"{fps:g} frame{'s' if fps != 1 else ''} a second"
-        print(f"\n{path}: {info.codec} {info.width}x{info.height}, "
+        print(f"\n{printable(str(path))}: {info.codec} {info.width}x{info.height}, "
               f"{f'{info.fps:.2f} fps' if info.fps else 'unknown frame rate'}, "
               f"{f'{info.duration:.1f} s' if info.duration is not None else 'unknown length'}; "
               f"classifying {rate}")
@@ -233,14 +289,11 @@ def _classify_video(classifier, path: Path, args: argparse.Namespace) -> int:
     return failed
 
 
-def _report_video_error(path: Path, exc: VideoError, args: argparse.Namespace) -> None:
-    if args.json:
-        print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
-    else:
-        print(f"litecls: cannot classify: {exc}", file=sys.stderr)
+def _report_video_error(path: str, exc: VideoError, args: argparse.Namespace) -> None:
+    _report_error(str(path), str(exc), args)
 
 
-def _print_frame(path: Path, frame, args: argparse.Namespace) -> None:
+def _print_frame(path: str, frame, args: argparse.Namespace) -> None:
     result = frame.result
     if args.json:
         print(json.dumps({"file": str(path), "frame": frame.index, "timestamp": round(frame.timestamp, 6),
@@ -253,7 +306,7 @@ def _print_frame(path: Path, frame, args: argparse.Namespace) -> None:
           f"{'  (ambiguous)' if result.ambiguous else ''}", flush=True)
 
 
-def _print_throughput(path: Path, stats, args: argparse.Namespace) -> None:
+def _print_throughput(path: str, stats, args: argparse.Namespace) -> None:
     """Frames per second achieved and whether every frame of the video could be kept up with."""
     if args.json:
         print(json.dumps({"file": str(path), "summary": {

@@ -4,7 +4,9 @@ classes and measure accuracy, latency and size, on-device in the TensorFlow Lite
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from litecls import __version__
@@ -27,10 +29,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_output(verbose: bool = False) -> None:
+    """Keep library chatter off the terminal unless ``verbose``.
+
+    Pillow warns about damaged files it still decodes ("Corrupt EXIF data",
+    "Truncated File Read", palette transparency) and LiteRT logs "Created
+    TensorFlow Lite XNNPACK delegate" (captured by
+    :mod:`litecls.runtime.interpreter` and logged at INFO). Each bad image
+    already gets its own error row; with ``verbose`` these are shown too.
+    """
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="litecls: %(name)s: %(message)s")
+        warnings.filterwarnings("default", module=r"PIL(\.|$)")
+    else:
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_output(getattr(args, "verbose", False))
     try:
         return int(args.func(args) or 0)
     except LiteclsError as exc:

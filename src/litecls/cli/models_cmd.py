@@ -115,15 +115,25 @@ def _resize_text(settings: dict | None) -> str:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Print the metadata and I/O tensors of a model."""
+    from litecls.errors import ModelFileError
     from litecls.metadata import read_metadata
     from litecls.models.zoo import build, parse_model_ref
     from litecls.runtime.interpreter import load_interpreter
 
     path = Path(args.model)
+    if not path.exists() and ("/" in args.model or args.model.endswith(".tflite")):
+        raise ModelFileError(f"{args.model}: no such model file")
     if not path.exists():
         path = build(*parse_model_ref(args.model), cache=args.cache_dir, progress=_progress)
+    # The interpreter first: it checks the file (checksum, structure, quantization, a trial run)
+    # and names it in its error; only a model that loads has metadata worth reading.
+    interpreter = load_interpreter(path)
     print(f"file: {path} ({path.stat().st_size / 1e6:.2f} MB)")
-    meta = read_metadata(path)
+    try:
+        meta = read_metadata(path)
+    except Exception as exc:  # damaged metadata: one line naming the file, not a flatbuffers trace
+        detail = " ".join(str(exc).split())
+        raise ModelFileError(f"{path}: cannot read the model's metadata: {detail}") from None
     if meta is None:
         print("metadata: none (pass labels and mean/std when classifying)")
     else:
@@ -136,7 +146,6 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"labels: {len(meta.labels)} ({shown})\n"
               f"display names: {', '.join(f'{k} ({len(v)})' for k, v in meta.display_names.items()) or '-'}\n"
               f"associated files: {', '.join(meta.associated_files) or '-'}")
-    interpreter = load_interpreter(path)
     for kind, details in (("input", interpreter.get_input_details()),
                           ("output", interpreter.get_output_details())):
         for d in details:

@@ -3,11 +3,15 @@
 ``build("efficientnet_lite0", "int8")`` converts once and then returns the
 cached path. The float32 file is the base of the other precisions, so it is
 converted once per model. Files are written to a temporary name and renamed,
-so an interrupted build never leaves a half-written model behind.
+so an interrupted build never leaves a half-written model behind, and each
+file gets a ``NAME.tflite.sha256`` sidecar: a cached file that no longer
+matches it is rebuilt, one without it (built by an older litecls) is adopted
+once it loads and passes a trial run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
@@ -159,8 +163,16 @@ def cached_file(name: str, precision: str, cache: str | os.PathLike | None = Non
 
 def built_path(name: str, precision: str, cache: str | os.PathLike | None = None) -> Path | None:
     """Path of an already built, current zoo file, or ``None``."""
+    from litecls.runtime.integrity import read_sidecar, sha256_hex
+
     path = cached_file(name, precision, cache)
-    return path if path.is_file() and _is_current(path, precision) else None
+    if not (path.is_file() and _is_current(path, precision)):
+        return None
+    expected = read_sidecar(path)
+    try:
+        return path if expected is None or sha256_hex(path.read_bytes()) == expected else None
+    except OSError:
+        return None
 
 
 def _is_current(path: Path, precision: str) -> bool:
@@ -169,8 +181,33 @@ def _is_current(path: Path, precision: str) -> bool:
 
     try:
         return read_metadata(path).version == FILE_VERSIONS[precision]
-    except (ModelFileError, OSError):  # unreadable or foreign file: rebuild rather than serve it
+    except Exception:  # unreadable, damaged or foreign file: rebuild rather than serve it
         return False
+
+
+def _is_intact(path: Path, say: Progress) -> bool:
+    """Whether a current cached file matches its SHA-256 sidecar (says why not).
+
+    A file without a sidecar (built before litecls wrote them) is checked by
+    loading it with a trial run instead; if it passes, its sidecar is written.
+    """
+    from litecls.runtime.integrity import verify_sidecar, write_sidecar
+    from litecls.runtime.interpreter import interpreter_from_bytes
+
+    try:
+        data = path.read_bytes()
+        if verify_sidecar(path, data):
+            return True
+        interpreter_from_bytes(data, str(path))
+    except ModelFileError as exc:
+        say(f"{path.name}: {str(exc).removeprefix(f'{path}: ')}; rebuilding")
+        return False
+    except OSError as exc:
+        say(f"{path.name}: cannot read it ({exc.strerror or exc}); rebuilding")
+        return False
+    with contextlib.suppress(OSError):  # a read-only cache: serve the file, check it again next time
+        write_sidecar(path, data)
+    return True
 
 
 def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLike | None = None,
@@ -186,9 +223,11 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
     folder = _writable_dir(cache_dir(cache))
     target = folder / model_filename(config.name, precision)
     if target.is_file() and not force:
-        if _is_current(target, precision):
+        if not _is_current(target, precision):
+            say(f"{config.name}: {target.name} was built by an older litecls (or is damaged); "
+                f"rebuilding")
+        elif _is_intact(target, say):
             return target
-        say(f"{config.name}: {target.name} was built by an older litecls; rebuilding")
 
     from litecls.extras import require_extra
 
@@ -227,7 +266,10 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
            "dynamic": " (GPTQ weight rounding)"}.get(precision, "")
     say(f"{config.name}: {step} to {precision}{how}")
     data = export_tflite(model, spec, precision, calibration=calibration, float_model=base)
+    from litecls.runtime.integrity import write_sidecar
+
     atomic_write(target, data)
+    write_sidecar(target, data)
     say(f"{config.name}: wrote {target} ({len(data) / 1e6:.1f} MB, "
         f"{time.perf_counter() - started:.0f} s)")
     return target

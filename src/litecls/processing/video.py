@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from litecls.errors import VideoError
+from litecls.errors import ImageError, VideoError
 
 #: File name extensions treated as videos by ``litecls classify``.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
@@ -152,6 +152,9 @@ def frame_to_rgb(frame, min_side: int | None = None) -> np.ndarray:  # frame: av
     """A decoded frame as an upright ``HxWx3`` uint8 RGB array, scaled down to ``min_side`` if given."""
     from av.video.reformatter import Interpolation
 
+    from litecls.processing.image import DEFAULT_LIMITS
+
+    DEFAULT_LIMITS.check_size("video frame", frame.width, frame.height)  # the memory budget of an image
     width, height = _scaled_size(frame.width, frame.height, min_side)
     # AREA averages the source pixels each output pixel covers: anti-aliased like PIL's reduce.
     array = frame.reformat(width=width, height=height, format="rgb24",
@@ -201,6 +204,14 @@ def read_frames(path: str | os.PathLike, fps: float | None = 1.0,
                 yield VideoFrame(index, timestamp, frame_to_rgb(frame, min_side))
     except av.error.FFmpegError as exc:
         raise VideoError(f"{path}: corrupt video data after frame {index + 1} ({_reason(exc)})") from None
+    except VideoError:
+        raise
+    except ImageError as exc:  # a frame over the image limits
+        raise VideoError(f"{path}: {str(exc).removeprefix('video frame: ')}") from None
+    except (ValueError, RuntimeError, MemoryError, OSError) as exc:  # a frame PyAV cannot convert
+        detail = " ".join(str(exc).split())[:300]
+        raise VideoError(f"{path}: cannot convert frame {index + 1} "
+                         f"({type(exc).__name__}: {detail})") from None
     if index < 0:
         raise VideoError(f"{path}: the video stream holds no frames")
     stated = int(stream.frames or 0)

@@ -1,15 +1,25 @@
 """Load a .tflite model into a LiteRT interpreter, with errors that say what is wrong.
 
 LiteRT's own messages for a bad file are generic ("The model is not a valid
-Flatbuffer buffer") or, for some inputs, absent. Every check here runs before
+Flatbuffer buffer") or, for some inputs, absent, and some damaged files crash
+the process (a quantization scale of ``inf``, ``nan``, 0 or below kills it with
+SIGSEGV inside XNNPACK at ``allocate_tensors``). Every check here runs before
 or around the interpreter so the caller gets a :class:`ModelFileError` naming
-the file and the cause: missing, empty, not TFLite, truncated or corrupt,
-cannot allocate, or not an image classifier.
+the file and the cause: missing, empty, not TFLite, checksum mismatch,
+truncated or corrupt, impossible quantization, too large, cannot allocate,
+fails a trial run, or not an image classifier.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +27,22 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from litecls.errors import ModelFileError
+from litecls.runtime.integrity import verify_sidecar
+
+_log = logging.getLogger("litecls.runtime")
+
+#: A model whose tensors together would take more than this is refused before allocation
+#: (a damaged shape can ask for terabytes). The zoo's largest takes under 100 MB.
+MAX_TENSOR_BYTES = 1 << 30
+
+#: Quantization scales outside this range are refused before allocation. Real models stay well
+#: inside (the zoo: 8e-12 for int32 biases to 1.0); XNNPACK corrupts its heap ("double free or
+#: corruption", SIGABRT) on an activation scale of 3.4e38 and crashes on inf, nan, 0 or negative.
+SCALE_RANGE = (1e-20, 1e6)
+
+#: LiteRT's native log lines that say nothing to a user; kept for ``--verbose`` (logging INFO).
+_CHATTER = re.compile(r"^INFO: (Created TensorFlow Lite .*delegate|Initialized TensorFlow Lite runtime)")
+_STDERR_LOCK = threading.Lock()
 
 #: Every TFLite flatbuffer carries this file identifier at byte offset 4.
 TFLITE_IDENTIFIER = b"TFL3"
@@ -92,8 +118,10 @@ class ClassifierSignature:
 def read_model_bytes(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
     """Return ``(data, name)`` for a model path or bytes, checked by :func:`check_tflite_bytes`.
 
-    ``name`` is the path (or ``"<bytes>"``) for error messages. Raises
-    :class:`ModelFileError` for a missing, unreadable, empty or non-TFLite file.
+    ``name`` is the path (or ``"<bytes>"``) for error messages. A file with a
+    ``NAME.sha256`` sidecar (written by litecls's zoo and training exports)
+    must match it. Raises :class:`ModelFileError` for a missing, unreadable,
+    empty or non-TFLite file and for a checksum mismatch.
     """
     if isinstance(model, (bytes, bytearray, memoryview)):
         data, name = bytes(model), "<bytes>"
@@ -108,6 +136,8 @@ def read_model_bytes(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
         except OSError as exc:
             raise ModelFileError(f"{name}: cannot read model file: {exc.strerror or exc}") from None
     check_tflite_bytes(data, name)
+    if not isinstance(model, (bytes, bytearray, memoryview)):
+        verify_sidecar(Path(model), data)
     return data, name
 
 
@@ -157,21 +187,122 @@ def load_interpreter(model: str | os.PathLike | bytes, num_threads: int | None =
 
 def interpreter_from_bytes(data: bytes, name: str = "<bytes>",
                            num_threads: int | None = None) -> Interpreter:
-    """Like :func:`load_interpreter` for bytes already checked by :func:`check_tflite_bytes`."""
-    try:
-        interpreter = Interpreter(model_content=data, num_threads=num_threads)
-    except ValueError as exc:
-        # LiteRT's flatbuffer verifier rejects truncated and corrupt files here.
-        raise ModelFileError(f"{name}: truncated or corrupt TFLite model ({len(data):,} bytes): "
-                             f"{exc}") from None
-    except RuntimeError as exc:  # e.g. an operator this LiteRT build does not have
-        raise ModelFileError(f"{name}: LiteRT cannot load the model: {exc}") from None
-    try:
-        interpreter.allocate_tensors()
-    except (RuntimeError, ValueError) as exc:
-        raise ModelFileError(f"{name}: the model loads but its tensors cannot be allocated "
-                             f"(unsupported operator or inconsistent shapes?): {exc}") from None
+    """Like :func:`load_interpreter` for bytes already checked by :func:`check_tflite_bytes`.
+
+    Before tensors are allocated every quantization scale must be finite and
+    positive and all tensors together under :data:`MAX_TENSOR_BYTES`; after,
+    one trial :meth:`invoke` on zeros must succeed. LiteRT's native log line
+    about the XNNPACK delegate is kept off the terminal (logged at INFO on
+    ``litecls.runtime``). Raises :class:`ModelFileError` naming ``name``.
+    """
+    with native_stderr_captured():
+        try:
+            interpreter = Interpreter(model_content=data, num_threads=num_threads)
+        except ValueError as exc:
+            # LiteRT's flatbuffer verifier rejects truncated and corrupt files here.
+            raise ModelFileError(f"{name}: truncated or corrupt TFLite model ({len(data):,} bytes): "
+                                 f"{_one_line(exc)}") from None
+        except RuntimeError as exc:  # e.g. an operator this LiteRT build does not have
+            raise ModelFileError(f"{name}: LiteRT cannot load the model: {_one_line(exc)}") from None
+        check_tensors(interpreter, name)
+        try:
+            interpreter.allocate_tensors()
+        except (RuntimeError, ValueError, MemoryError) as exc:
+            raise ModelFileError(f"{name}: the model loads but its tensors cannot be allocated (unsupported "
+                                 f"operator or inconsistent shapes?): {_one_line(exc)}") from None
+        trial_invoke(interpreter, name)
     return interpreter
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (LiteRT's span several, with C++ file names)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(dict.fromkeys(lines)) or type(exc).__name__
+
+
+def check_tensors(interpreter: Interpreter, name: str = "model") -> None:
+    """Refuse impossible quantization and oversized tensors before anything is allocated.
+
+    Every quantization scale must be finite and positive, within
+    :data:`SCALE_RANGE` (LiteRT's XNNPACK delegate crashes the process on
+    ``inf``, ``nan``, 0 or a negative scale, and corrupts its heap on 3.4e38),
+    and the tensors together must fit :data:`MAX_TENSOR_BYTES`. Raises
+    :class:`ModelFileError` naming the file and the first bad tensor.
+    """
+    try:
+        details = interpreter.get_tensor_details()
+    except (RuntimeError, ValueError) as exc:
+        raise ModelFileError(f"{name}: corrupt TFLite model: cannot read its tensors: "
+                             f"{_one_line(exc)}") from None
+    total = 0
+    for detail in details:
+        scales = np.asarray(detail.get("quantization_parameters", {}).get("scales", ()), dtype=np.float64)
+        low, high = SCALE_RANGE
+        with np.errstate(invalid="ignore"):
+            bad = scales[~(np.isfinite(scales) & (scales >= low) & (scales <= high))]
+        if bad.size:
+            tensor = str(detail["name"])
+            tensor = tensor if len(tensor) <= 60 else "..." + tensor[-57:]
+            raise ModelFileError(
+                f"{name}: corrupt quantization: tensor #{detail['index']} ({tensor}) has scale {bad[0]:g}; "
+                f"every scale must be finite and positive, between {low:g} and {high:g}")
+        shape = [max(int(d), 1) for d in detail["shape"]]
+        total += int(np.prod(shape, dtype=np.float64)) * np.dtype(detail["dtype"]).itemsize
+    if total > MAX_TENSOR_BYTES:
+        raise ModelFileError(f"{name}: the model's tensors would take {total / 2**30:,.1f} GiB "
+                             f"(limit {MAX_TENSOR_BYTES / 2**30:g} GiB); a damaged shape?")
+
+
+def trial_invoke(interpreter: Interpreter, name: str = "model") -> list[np.ndarray]:
+    """Run the model once on all-zero inputs; return its outputs.
+
+    Raises :class:`ModelFileError` naming the file when LiteRT cannot set the
+    inputs, run, or read the outputs (models that allocate but cannot run).
+    """
+    try:
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        interpreter.invoke()
+        return [interpreter.get_tensor(detail["index"]) for detail in interpreter.get_output_details()]
+    except (RuntimeError, ValueError, TypeError, MemoryError) as exc:
+        raise ModelFileError(f"{name}: the model fails a trial run on a blank input: "
+                             f"{_one_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[None]:
+    """Capture what native code writes to file descriptor 2 meanwhile.
+
+    LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+    from C++ when the first interpreter is set up; Python's ``warnings`` and
+    ``logging`` never see it and ``TF_CPP_MIN_LOG_LEVEL`` does not silence
+    it. Known chatter goes to the ``litecls.runtime`` logger at INFO (shown by
+    ``--verbose``); anything else is written to stderr afterwards.
+    """
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no fd 2 (embedded, closed): nothing to capture
+            yield
+            return
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                captured = sink.read().decode("utf-8", "replace")
+        other = []
+        for line in captured.splitlines():
+            if _CHATTER.match(line):
+                _log.info("%s", line)
+            elif line.strip():
+                other.append(line)
+        if other:
+            print("\n".join(other), file=sys.stderr, flush=True)
 
 
 def _spec(cls: type[TensorSpec], detail: dict) -> TensorSpec:
@@ -212,3 +343,56 @@ def describe_classifier(interpreter: Interpreter, name: str = "model") -> Classi
         raise ModelFileError(f"{name}: not an image classifier: output is {out.dtype.name} "
                              f"{list(out.shape)}, expected {expected_out}")
     return ClassifierSignature(input=inp, output=out)  # type: ignore[arg-type]
+
+
+#: How far from 1 the scores of a probe may sum and still count as probabilities.
+_PROBABILITY_TOLERANCE = 0.02
+
+
+def check_scores(interpreter: Interpreter, signature: ClassifierSignature, name: str = "model",
+                 labelled: bool = True) -> None:
+    """Run two probe images and check that the output can be class scores.
+
+    Any non-finite output (NaN or infinity for a plain input) means corrupt
+    weights: refused. A model without labels must also look like a
+    classifier: the rule is that an output whose values are all >= 0 on both
+    probes (a mid-grey and a seeded noise image) and that does not sum to 1
+    (within 0.02, or half a quantization step per class) is neither
+    probabilities nor logits (logits go negative) but pooled features after
+    a ReLU, as a feature extractor outputs; it is refused with a pointer to
+    the image embedder rather than softmaxed into meaningless "classes".
+    Passing labels overrides the rule. Raises :class:`ModelFileError`.
+    """
+    spec, out = signature.input, signature.output
+    rng = np.random.default_rng(0)
+    if spec.dtype == np.float32:
+        probes = [np.zeros(spec.shape, np.float32), rng.uniform(-1, 1, spec.shape).astype(np.float32)]
+    else:
+        info = np.iinfo(spec.dtype)
+        mid = (int(info.min) + int(info.max) + 1) // 2
+        probes = [np.full(spec.shape, mid, spec.dtype),
+                  rng.integers(info.min, int(info.max) + 1, spec.shape).astype(spec.dtype)]
+    outputs = []
+    try:
+        for probe in probes:
+            interpreter.set_tensor(spec.index, probe)
+            interpreter.invoke()
+            raw = interpreter.get_tensor(out.index).reshape(-1).astype(np.float64)
+            outputs.append((raw - out.zero_point) * out.scale if out.quantized else raw)
+    except (RuntimeError, ValueError, MemoryError) as exc:
+        raise ModelFileError(f"{name}: the model fails a trial run: {_one_line(exc)}") from None
+    for values in outputs:
+        if not np.all(np.isfinite(values)):
+            raise ModelFileError(f"{name}: the model outputs NaN or infinity for a plain image "
+                                 f"(corrupt weights?)")
+    if labelled:
+        return
+    tolerance = _PROBABILITY_TOLERANCE + (out.num_classes * out.scale / 2 if out.quantized else 0.0)
+    non_negative = all(np.all(v >= 0) for v in outputs)
+    probabilities = all(abs(v.sum() - 1.0) <= tolerance for v in outputs)
+    if non_negative and not probabilities:
+        raise ModelFileError(
+            f"{name}: this looks like a feature extractor, not a classifier: its {out.num_classes} "
+            f"outputs are all >= 0 but do not sum to 1 (not probabilities), and there are no labels; "
+            f"an image embedder for such models is planned (see issue 16); if it really is a "
+            f"classifier, pass its labels")

@@ -59,11 +59,12 @@ from litecls.processing.config import (
     check_resize_settings,
     resolve_processing,
 )
-from litecls.processing.image import ImageInput
+from litecls.processing.image import ImageInput, image_error
 from litecls.processing.postprocess import category_mask, dequantize, is_ambiguous, to_probabilities, top_k
 from litecls.processing.preprocess import Normalization, preprocess
 from litecls.runtime.interpreter import (
     ClassifierSignature,
+    check_scores,
     describe_classifier,
     interpreter_from_bytes,
     read_model_bytes,
@@ -250,6 +251,9 @@ class ImageClassifier:
             raise LabelsError(f"{_name}: {len(self._display_names)} display names for locale "
                               f"{options.display_names_locale!r}, but the model outputs "
                               f"{num_classes} classes")
+        # Probe runs: NaN outputs, and a feature extractor without labels, are refused here.
+        check_scores(self._interpreter, self._signature, _name,
+                     labelled=self._labels is not None or self._display_names is not None)
         self._mask = category_mask(self._labels, options.category_allowlist, options.category_denylist,
                                    self._display_names)
         self._name = _name
@@ -365,12 +369,19 @@ class ImageClassifier:
     # -- classification -------------------------------------------------------------------------
 
     def preprocess(self, image: ImageInput) -> np.ndarray:
-        """The model's input tensor for ``image``; :class:`ImageError` for an unreadable image."""
+        """The model's input tensor for ``image``.
+
+        Raises :class:`ImageError` naming the image and the cause for whatever
+        opening, decoding, orienting, converting or resizing it raises
+        (including ``MemoryError`` and Pillow's own exceptions), so one bad
+        image never stops a batch.
+        """
         try:
             return preprocess(image, self._signature.input, self._processing)
-        except OSError as exc:  # e.g. permission denied: not a bug of the caller's code
-            raise ImageError(f"{image if isinstance(image, (str, os.PathLike)) else '<image>'}: "
-                             f"cannot read image: {exc}") from None
+        except ImageError:
+            raise
+        except Exception as exc:
+            raise image_error(image, exc) from None
 
     def classify(self, image: ImageInput) -> ClassificationResult:
         """Classify one image: a path, bytes, PIL image or HxWx3 uint8 array.
@@ -386,8 +397,11 @@ class ImageClassifier:
             interpreter = self._check_open()
             started = time.perf_counter()
             interpreter.set_tensor(self._signature.input.index, tensor)
-            interpreter.invoke()
-            raw = interpreter.get_tensor(self._signature.output.index)
+            try:
+                interpreter.invoke()
+                raw = interpreter.get_tensor(self._signature.output.index)
+            except (RuntimeError, ValueError) as exc:  # the model failing stops the run, plainly
+                raise ModelFileError(f"{self._name}: the model failed to run: {exc}") from None
             elapsed_ms = (time.perf_counter() - started) * 1000
         return self._rank(raw, elapsed_ms)
 
@@ -427,6 +441,8 @@ class ImageClassifier:
                 return self.preprocess(image)
             except ImageError as exc:
                 return exc
+            except Exception as exc:  # preprocess wraps everything; this guards the guard
+                return image_error(image, exc)
 
         pending: deque[tuple[ImageInput, Future]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="litecls-preprocess") as pool:

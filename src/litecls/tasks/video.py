@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from litecls.processing.video import VideoFrame, read_frames
+from litecls.processing.video import VideoError, VideoFrame, read_frames
 from litecls.tasks.image_classifier import ClassificationResult, ImageClassifier
 
 #: Decoded frames waiting for the classifier; bounds memory for 4K video.
@@ -149,8 +149,8 @@ def classify_video(classifier: ImageClassifier, path: str | os.PathLike, fps: fl
     try:
         for _image, result in results:
             frame = pending.popleft()
-            if isinstance(result, Exception):  # an RGB array always decodes: a bug, not bad data
-                raise result
+            if isinstance(result, Exception):  # the frame could not be resized: this video stops here
+                raise VideoError(f"{path}: frame {frame.index}: {result}") from None
             yield FrameClassification(frame.index, frame.timestamp, result)
     finally:
         # Stopped early: end the resizing workers and the decoding thread now, not at garbage collection.

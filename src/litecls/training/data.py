@@ -40,11 +40,14 @@ def _listing(paths: Sequence[object], limit: int = 10) -> str:
 
 
 def _check_decodable(path: Path) -> str | None:
-    """None if ``path`` decodes, else the reason. JPEGs decode at reduced size (cheap)."""
-    from litecls.processing.image import open_image
+    """None if ``path`` decodes and converts, else the reason. Decoded at reduced size (cheap).
+
+    Orientation and conversion run too: corrupt EXIF fails there, not while decoding.
+    """
+    from litecls.processing.image import load_image
 
     try:
-        open_image(path, draft_size=(64, 64))
+        load_image(path, 3, draft_size=(64, 64))
     except ImageError as exc:
         return str(exc)
     except OSError as exc:  # permission denied and the like

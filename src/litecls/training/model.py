@@ -228,7 +228,11 @@ class TrainedModel:
         base = flatbuffer.strip_metadata(float_model) if float_model is not None else None
         data = export_tflite(None if base is not None else self.network(), self.export_spec(), precision,
                              calibration=self.calibration_images, float_model=base)
-        return write_file(path, data)
+        from litecls.runtime.integrity import write_sidecar
+
+        written = write_file(path, data)
+        write_sidecar(written, data)  # NAME.tflite.sha256, checked whenever litecls loads the file
+        return written
 
     def save_labels(self, path: str | os.PathLike) -> Path:
         """Write ``labels.txt``: one class name per line, in output order."""
