@@ -189,7 +189,8 @@ class Camera {
       return;
     }
     const w = this.video.videoWidth, h = this.video.videoHeight;
-    const scale = Math.min(1, 640 / w);
+    // A short side of 256 keeps what a 224 model crops from it; smaller JPEGs cost less both ends.
+    const scale = Math.min(1, 256 / Math.min(w, h));
     this.grab.width = Math.round(w * scale);
     this.grab.height = Math.round(h * scale);
     this.grab.getContext("2d").drawImage(this.video, 0, 0, this.grab.width, this.grab.height);
