@@ -241,6 +241,33 @@ def offline(model: Path, bodies: list[bytes], threads: int, total: int) -> dict:
             "ok": done, "busy": 0, "failed": 0}
 
 
+def invoke_ratios(models: list[Path], threads: int, rounds: int,
+                  sizes: tuple[int, ...] = (1, 2, 4, 8, 16)) -> None:
+    """Per-image time of one batched invoke of N real frames against N = 1, interleaved, medians."""
+    from litecls.tasks import ImageClassifier, ImageClassifierOptions
+
+    frames = frame_workload(16)
+    for model in models:
+        options = ImageClassifierOptions(model_path=model, num_threads=threads)
+        classifiers = {n: ImageClassifier.create_from_options(options) for n in sizes}
+        tensors = np.concatenate([classifiers[1].preprocess(f) for f in frames])
+        times: dict[int, list[float]] = {n: [] for n in sizes}
+        for n, classifier in classifiers.items():  # shape each interpreter once
+            classifier.classify_tensors(tensors[:n])
+        for _ in range(rounds):
+            for n, classifier in classifiers.items():
+                started = time.perf_counter()
+                for start in range(0, 16, n):
+                    classifier.classify_tensors(tensors[start:start + n])
+                times[n].append((time.perf_counter() - started) / 16 * 1000)
+        base = statistics.median(times[1])
+        print(f"{model.name}, {threads} threads, per image: " + ", ".join(
+            f"batch {n} {statistics.median(t):.2f} ms ({statistics.median(t) / base:.2f}x)"
+            for n, t in times.items()), flush=True)
+        for classifier in classifiers.values():
+            classifier.close()
+
+
 # -- run ----------------------------------------------------------------------------------------
 
 
@@ -259,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also send this many frame requests at c=8 and report the service's RSS")
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "litecls-throughput")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
+    parser.add_argument("--invoke", nargs="*", metavar="MODEL",
+                        help="only measure batched invoke per image for these models (default: "
+                             "efficientnet_lite0 int8 and float32) at --threads, then stop")
     parser.add_argument("--mediapipe-app", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.mediapipe_app:
@@ -266,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from litecls.tasks.image_classifier import resolve_model
 
+    if args.invoke is not None:
+        refs = args.invoke or ["efficientnet_lite0:int8", "efficientnet_lite0:float32"]
+        print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+        invoke_ratios([resolve_model(ref)[0] for ref in refs], args.threads, 5 if args.quick else 20)
+        return 0
     model, _ = resolve_model(args.model)
     per_level = 100 if args.quick else args.requests
     workloads = {}

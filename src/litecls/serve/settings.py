@@ -36,7 +36,7 @@ class ServeSettings(BaseModel):
     threads: int = Field(default_factory=default_threads, ge=1)
     api_key: str | None = None
     max_models: int = Field(4, ge=1)
-    max_batch: int = Field(8, ge=1, le=64)
+    max_batch: int = Field(4, ge=1, le=64)
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     max_upload_mb: float = Field(20.0, gt=0.0)
     max_queue: int = Field(64, ge=1)
