@@ -8,7 +8,6 @@ saves screenshots of both modes in ``.cache/artifacts`` (or ``$LITECLS_ARTIFACTS
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,7 +38,8 @@ def camera_frame(path: Path) -> np.ndarray:
     crop_h = min(height, round(width * HEIGHT / WIDTH))
     crop_w = round(crop_h * WIDTH / HEIGHT)
     left, top = (width - crop_w) // 2, (height - crop_h) // 2
-    photo = photo.crop((left, top, left + crop_w, top + crop_h)).resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC)
+    photo = photo.crop((left, top, left + crop_w, top + crop_h))
+    photo = photo.resize((WIDTH, HEIGHT), Image.Resampling.BICUBIC)
     return np.asarray(photo)
 
 
@@ -181,4 +181,3 @@ def test_camera_labels_follow_the_video_and_show_the_frame_rate(browser, server,
     assert console_errors(browser) == []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "serve-camera.png"))
-    shutil.copyfile(clip[0], ARTIFACTS / "clip.y4m") if os.environ.get("LITECLS_KEEP_CLIP") else None
