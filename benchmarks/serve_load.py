@@ -162,7 +162,7 @@ def mediapipe_app(model: str) -> None:
         categories = await asyncio.get_running_loop().run_in_executor(None, run, data)
         return {"results": [{"file": "body", "categories": categories}]}
 
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so TCP_NODELAY is set
     sock.bind((HOST, 0))
     print(f"http://{HOST}:{sock.getsockname()[1]}/", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
