@@ -73,6 +73,8 @@ class Batcher:
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litecls-invoke")
         self._worker: asyncio.Task | None = None
+        #: called on the inference thread once the batcher's classifiers are closed
+        self.on_close: Callable[[], None] | None = None
 
     @property
     def queued(self) -> int:
@@ -135,6 +137,10 @@ class Batcher:
                 if not future.done():  # the client may have gone away
                     future.set_result(result)
 
+    async def run_alone(self, function: Callable[..., object], *args: object) -> object:
+        """Run ``function(*args)`` on this model's inference thread, between batches."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
     def _invoke(self, tensors: list[np.ndarray]) -> list[ClassificationResult]:
         """Run ``tensors`` as power-of-two batches on the inference thread."""
         if self._on_batch is not None:
@@ -165,3 +171,5 @@ class Batcher:
     def _close_classifiers(self) -> None:
         for classifier in self._classifiers.values():
             classifier.close()
+        if self.on_close is not None:
+            self.on_close()

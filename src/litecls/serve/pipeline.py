@@ -12,7 +12,7 @@ from litecls.cli.classify_cmd import result_row
 from litecls.errors import ImageError
 from litecls.processing.image import load_image
 from litecls.processing.postprocess import category_mask, is_ambiguous
-from litecls.serve.registry import LoadedModel
+from litecls.serve.registry import TOP_CATEGORIES, LoadedModel
 from litecls.serve.schemas import ClassifyOptions
 from litecls.tasks import ClassificationResult, ImageClassifier
 
@@ -68,6 +68,24 @@ def filter_result(result: ClassificationResult, classifier: ImageClassifier,
     return replace(result, categories=categories, ambiguous=ambiguous)
 
 
+def needs_full_ranking(options: ClassifyOptions) -> bool:
+    """True when a request's options need more than the batched classifiers' best categories."""
+    return bool(options.allow or options.deny) or not 0 < options.max_results <= TOP_CATEGORIES
+
+
+async def classify_tensor(model: LoadedModel, tensor: np.ndarray, options: ClassifyOptions,
+                          mask: np.ndarray | None) -> ClassificationResult:
+    """One image's result for a request: batched, or ranked in full when its options need it."""
+    if needs_full_ranking(options):
+        def run() -> ClassificationResult:
+            full = model.full()
+            return full.classify_tensor(tensor)
+
+        result = await model.batcher.run_alone(run)
+        return filter_result(result, model.full(), options, mask)
+    return filter_result(await model.batcher.classify(tensor), model.classifier, options, mask)
+
+
 def request_mask(classifier: ImageClassifier, options: ClassifyOptions) -> np.ndarray | None:
     """The allow/deny mask of a request; ``LabelsError`` names a list entry that matches no label."""
     return category_mask(classifier.labels, options.allow, options.deny, classifier.display_names)
@@ -89,7 +107,7 @@ async def classify_uploads(model: LoadedModel, uploads: list[tuple[str, bytes]],
             tensor = await loop.run_in_executor(pool, decode, classifier, data, name, options.roi)
         if isinstance(tensor, ImageError):
             return result_row(name, tensor)
-        result = filter_result(await model.batcher.classify(tensor), classifier, options, mask)
+        result = await classify_tensor(model, tensor, options, mask)
         row = result_row(name, result)
         row["inference_ms"] = round(result.inference_ms, 3)
         return row

@@ -13,7 +13,7 @@ import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from litecls.errors import ExportError, UnknownModelError
@@ -42,16 +42,30 @@ class Offer:
         return get_config(self.zoo_name).paper_top1 if self.zoo_name else None
 
 
+#: Categories the batched classifiers rank per image; requests wanting more, or allow/deny
+#: lists, use the model's full-ranking classifier (ranking all 1,000 classes costs ~0.5 ms an image).
+TOP_CATEGORIES = 10
+
+
 @dataclass
 class LoadedModel:
-    """A loaded model: its classifier (all categories, filtered per request) and batcher."""
+    """A loaded model: its batched classifiers (best :data:`TOP_CATEGORIES`) and, made on first
+    need, a classifier ranking every category, for requests with lists or more results."""
 
     offer: Offer
     threads: int
     classifier: ImageClassifier
     batcher: Batcher
     path: Path
+    options: ImageClassifierOptions
     users: int = field(default=0)
+    _full: ImageClassifier | None = field(default=None, repr=False)
+
+    def full(self) -> ImageClassifier:
+        """The classifier ranking every category (run it on the batcher's inference thread)."""
+        if self._full is None:
+            self._full = ImageClassifier.create_from_options(replace(self.options, max_results=-1))
+        return self._full
 
     @property
     def key(self) -> tuple[str, int]:
@@ -186,8 +200,8 @@ class ModelRegistry:
 
     def _load(self, offer: Offer, threads: int) -> LoadedModel:
         model_path = str(offer.path) if offer.path is not None else offer.name
-        options = ImageClassifierOptions(model_path=model_path, max_results=-1, num_threads=threads,
-                                         cache_dir=self._settings.cache_dir)
+        options = ImageClassifierOptions(model_path=model_path, max_results=TOP_CATEGORIES,
+                                         num_threads=threads, cache_dir=self._settings.cache_dir)
         classifier = ImageClassifier.create_from_options(options)
         from litecls.tasks.image_classifier import resolve_model
 
@@ -199,7 +213,14 @@ class ModelRegistry:
 
         batcher = Batcher(classifier, lambda: ImageClassifier.create_from_options(options),
                           self._settings.max_batch, self._settings.max_wait_ms, on_batch)
-        return LoadedModel(offer, threads, classifier, batcher, path)
+        model = LoadedModel(offer, threads, classifier, batcher, path, options)
+
+        def close_full() -> None:
+            if model._full is not None:
+                model._full.close()
+
+        batcher.on_close = close_full
+        return model
 
     async def _trim(self) -> None:
         """Unload least recently used idle models while more than ``max_models`` are loaded."""

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from litecls.errors import ImageError, LabelsError, ModelFileError
 from litecls.serve.dependencies import key_matches
-from litecls.serve.pipeline import decode, filter_result, request_mask
+from litecls.serve.pipeline import classify_tensor, decode, request_mask
 from litecls.serve.registry import ModelNotFound
 from litecls.serve.schemas import ClassifyOptions
 
@@ -109,7 +109,7 @@ async def _serve_frames(websocket: WebSocket, model, options: ClassifyOptions) -
             if isinstance(tensor, ImageError):
                 await websocket.send_json({"seq": counts["received"], "error": str(tensor)})
                 continue
-            result = filter_result(await model.batcher.classify(tensor), classifier, options, mask)
+            result = await classify_tensor(model, tensor, options, mask)
             state.metrics.images.labels(model.offer.name).inc()
             await websocket.send_json({
                 "seq": counts["received"], "model": model.offer.name, "ambiguous": result.ambiguous,
