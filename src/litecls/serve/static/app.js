@@ -47,7 +47,7 @@ async function loadModels() {
   list.replaceChildren(...body.models.map((m) => {
     const li = document.createElement("li");
     const size = m.file_size_bytes ? `${(m.file_size_bytes / 1e6).toFixed(1)} MB` : "not built";
-    const top1 = m.published_top1 ? `, top-1 ${m.published_top1.toFixed(1)}%` : "";
+    const top1 = m.published_top1 ? `, published top-1 ${m.published_top1.toFixed(1)}%` : "";
     li.textContent = `${m.name}: ${size}${top1}${m.loaded ? " (loaded)" : ""}`;
     if (m.loaded) li.className = "loaded";
     return li;
@@ -65,9 +65,12 @@ function fillPrecisions(preferred) {
 
 // -- photos ---------------------------------------------------------------------------------
 
+// A quantized score of exactly 0 says nothing (the CLI hides it too).
+function shown(categories) { return categories.filter((c) => c.score > 0); }
+
 function bars(categories) {
   const box = document.createElement("div");
-  for (const c of categories) {
+  for (const c of shown(categories)) {
     const bar = document.createElement("div");
     bar.className = "bar";
     const fill = document.createElement("div");
@@ -223,7 +226,7 @@ class Camera {
     if (!m) return;
     $("camera-ms").textContent = m.inference_ms.toFixed(1);
     const labels = $("camera-labels");
-    labels.replaceChildren(...m.categories.slice(0, 3).map((c) => {
+    labels.replaceChildren(...shown(m.categories).slice(0, 3).map((c) => {
       const li = document.createElement("li");
       li.textContent = `${c.label} ${(c.score * 100).toFixed(1)}%`;
       li.dataset.label = c.label;
@@ -234,7 +237,7 @@ class Camera {
     canvas.height = this.video.videoHeight;
     const g = canvas.getContext("2d");
     g.clearRect(0, 0, canvas.width, canvas.height);
-    const lines = m.categories.slice(0, 3).map((c) => `${c.label}  ${(c.score * 100).toFixed(1)}%`);
+    const lines = shown(m.categories).slice(0, 3).map((c) => `${c.label}  ${(c.score * 100).toFixed(1)}%`);
     lines.push(`${m.model} · inference ${m.inference_ms.toFixed(1)} ms · ${(this.fps || 0).toFixed(1)} fps`);
     g.font = "bold 18px system-ui, sans-serif";
     const width = Math.max(...lines.map((l) => g.measureText(l).width)) + 20;
