@@ -353,3 +353,37 @@ def test_shutdown_finishes_requests_in_flight(models, zoo_cache, photos) -> None
     assert response.status_code == 200, response.text
     assert len(response.json()["results"]) == len(chosen)
     assert all(r.get("error") is None for r in response.json()["results"])
+
+
+# -- the camera WebSocket -------------------------------------------------------------------------
+
+
+def test_camera_socket_answers_frames_and_keeps_only_the_newest(server, models, photos) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    base = server.url.replace("http://", "ws://") + "/v1/ws/classify"
+    frame = photos[3].read_bytes()
+    [expected] = expected_results(models["efficientnet_lite0:int8"], [frame])
+    with connect(f"{base}?api_key={KEY}&max_results=3") as ws:
+        ws.send(frame)
+        answer = json.loads(ws.recv(timeout=30))
+        assert answer["model"] == "efficientnet_lite0:int8"
+        assert answer["categories"][0]["index"] == expected.categories[0].index
+        assert len(answer["categories"]) == 3 and answer["inference_ms"] > 0
+        # a burst: every frame is answered or dropped for a newer one, never queued
+        for _ in range(20):
+            ws.send(frame)
+        answers = []
+        while not answers or answers[-1]["seq"] < 21:
+            answers.append(json.loads(ws.recv(timeout=30)))
+        assert len(answers) + answers[-1]["dropped"] == 20
+        ws.send(b"not a picture")
+        assert "frame: not an image file" in json.loads(ws.recv(timeout=30))["error"]
+    with connect(f"{base}?api_key=wrong") as ws:
+        assert json.loads(ws.recv(timeout=30))["status"] == 401
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+    assert closed.value.rcvd.code == 1008
+    with connect(f"{base}?api_key={KEY}&model=no_such_model") as ws:
+        assert "unknown model" in json.loads(ws.recv(timeout=30))["error"]

@@ -38,15 +38,17 @@ async def camera(websocket: WebSocket) -> None:
     """Classify camera frames (binary JPEG/PNG messages); answer each with JSON.
 
     Query fields: ``model``, ``threads``, ``max_results``, ``score_threshold``,
-    ``api_key`` (when the service has one). Each answer: ``{"seq", "categories",
+    ``api_key`` (when the service has one). Each answer (``seq``: the frame's number, from 1):
+    ``{"seq", "categories",
     "ambiguous", "inference_ms", "server_ms", "dropped"}`` or ``{"error"}``.
     """
     state = websocket.app.state
     params = dict(websocket.query_params)
+    await websocket.accept()  # then errors can be said in words, as JSON, before closing
     if not key_matches(state.settings.api_key, params.pop("api_key", None)):
-        await websocket.close(code=1008, reason="missing or wrong API key")
+        await websocket.send_json({"error": "missing or wrong API key (api_key query field)", "status": 401})
+        await websocket.close(code=1008)
         return
-    await websocket.accept()
     model_name = params.pop("model", None)
     try:
         options = ClassifyOptions(**params)
@@ -70,7 +72,7 @@ async def _serve_frames(websocket: WebSocket, model, options: ClassifyOptions) -
     state = websocket.app.state
     classifier = model.classifier
     mask = request_mask(classifier, options)
-    slot: list[bytes] = []
+    slot: list[tuple[int, bytes]] = []  # (frame number, data) of the newest frame not yet taken
     arrived = asyncio.Event()
     counts = {"received": 0, "dropped": 0}
     gone = asyncio.Event()
@@ -87,7 +89,7 @@ async def _serve_frames(websocket: WebSocket, model, options: ClassifyOptions) -
                 counts["received"] += 1
                 if slot:
                     counts["dropped"] += 1  # an older frame nobody classified: the newest wins
-                slot[:] = [data]
+                slot[:] = [(counts["received"], data)]
                 arrived.set()
         finally:
             gone.set()
@@ -102,17 +104,17 @@ async def _serve_frames(websocket: WebSocket, model, options: ClassifyOptions) -
                 return
             if not slot:
                 continue
-            data = slot.pop()
+            seq, data = slot.pop()
             started = time.perf_counter()
             with model.batcher.decoding():
                 tensor = await loop.run_in_executor(state.pool, decode, classifier, data, "frame")
             if isinstance(tensor, ImageError):
-                await websocket.send_json({"seq": counts["received"], "error": str(tensor)})
+                await websocket.send_json({"seq": seq, "error": str(tensor)})
                 continue
             result = await classify_tensor(model, tensor, options, mask)
             state.metrics.images.labels(model.offer.name).inc()
             await websocket.send_json({
-                "seq": counts["received"], "model": model.offer.name, "ambiguous": result.ambiguous,
+                "seq": seq, "model": model.offer.name, "ambiguous": result.ambiguous,
                 "categories": [{"index": c.index, "score": round(c.score, 4),
                                 "label": c.display_name or c.category_name or f"class {c.index}"}
                                for c in result.categories],
