@@ -387,3 +387,20 @@ def test_camera_socket_answers_frames_and_keeps_only_the_newest(server, models, 
     assert closed.value.rcvd.code == 1008
     with connect(f"{base}?api_key={KEY}&model=no_such_model") as ws:
         assert "unknown model" in json.loads(ws.recv(timeout=30))["error"]
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def test_the_cli_starts_without_importing_fastapi_and_refuses_bad_settings(capsys, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, litecls.cli.main as m; m.build_parser(); "
+            "print('fastapi' in sys.modules, 'pydantic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+    assert main(["serve", "--model", str(tmp_path / "missing.tflite")]) == 2
+    assert "missing.tflite: no such model file" in capsys.readouterr().err
+    assert main(["serve", "--max-batch", "0"]) == 2
+    assert "--max-batch" in capsys.readouterr().err

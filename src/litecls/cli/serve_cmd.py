@@ -9,11 +9,12 @@ import sys
 
 from litecls.errors import LiteclsError
 
+#: litecls.serve.settings.LOOPBACK; not imported, so that ``litecls`` starts without the serve extra.
+LOOPBACK = "127.0.0.1"
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``serve`` command."""
-    from litecls.serve.settings import LOOPBACK  # light: pydantic only
-
     p = commands.add_parser("serve", help="HTTP classification service with dynamic batching; web app")
     p.add_argument("--model", "-m", action="append", metavar="NAME_OR_PATH",
                    help="a zoo model NAME[:PRECISION] or a .tflite file offered besides the zoo; repeat for "

@@ -13,7 +13,23 @@ Needs the ``serve`` extra: ``pip install 'litecls[serve]'``.
 
 from __future__ import annotations
 
-from litecls.serve.app import create_app
-from litecls.serve.settings import ServeSettings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from litecls.serve.app import create_app
+    from litecls.serve.settings import ServeSettings
 
 __all__ = ["ServeSettings", "create_app"]
+
+
+def __getattr__(name: str) -> object:
+    """``create_app`` and ``ServeSettings``, imported on first use (FastAPI is an extra)."""
+    if name == "create_app":
+        from litecls.serve.app import create_app
+
+        return create_app
+    if name == "ServeSettings":
+        from litecls.serve.settings import ServeSettings
+
+        return ServeSettings
+    raise AttributeError(f"module 'litecls.serve' has no attribute {name!r}")
