@@ -186,6 +186,9 @@ class ModelRegistry:
             pending = self._loading[key] = asyncio.get_running_loop().create_future()
             try:
                 model = await asyncio.to_thread(self._load, offer, threads)
+            except asyncio.CancelledError:
+                pending.cancel()
+                raise
             except BaseException as exc:
                 pending.set_exception(exc)
                 pending.exception()  # retrieved: no "never retrieved" warning when nobody waits
