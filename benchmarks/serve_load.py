@@ -213,8 +213,16 @@ async def load_level(port: int, bodies: list[bytes], concurrency: int, total: in
     elapsed = time.perf_counter() - started
     ok = statuses.get(200, 0)
     return {"throughput": ok / elapsed, "p50": _pct(latencies, 50), "p99": _pct(latencies, 99),
-            "ok": ok, "busy": statuses.get(503, 0), "failed": sum(n for s, n in statuses.items() if s not in
-                                                                    (200, 503))}
+            "ok": ok, "busy": statuses.get(503, 0),
+            "failed": sum(n for s, n in statuses.items() if s not in (200, 503)), "latencies": latencies}
+
+
+def merge(results: list[dict]) -> dict:
+    """Rounds of one level: median throughput, percentiles of all latencies, summed counts."""
+    latencies = [t for r in results for t in r["latencies"]]
+    return {"throughput": statistics.median(r["throughput"] for r in results),
+            "p50": _pct(latencies, 50), "p99": _pct(latencies, 99), "latencies": latencies,
+            **{key: sum(r[key] for r in results) for key in ("ok", "busy", "failed")}}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -277,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="efficientnet_lite0:int8", help="zoo reference or .tflite")
     parser.add_argument("--threads", type=int, default=2, help="interpreter threads (all variants)")
     parser.add_argument("--requests", type=int, default=400, help="requests per level (at least 2 x c)")
-    parser.add_argument("--quick", action="store_true", help="100 requests per level")
+    parser.add_argument("--quick", action="store_true", help="100 requests per level, one round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per level, variants alternating")
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
     parser.add_argument("--workloads", nargs="+", default=["photos", "frames"], choices=["photos", "frames"])
     parser.add_argument("--variants", nargs="+", default=["service", "nobatch", "mediapipe", "offline"],
@@ -303,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     model, _ = resolve_model(args.model)
     per_level = 100 if args.quick else args.requests
+    if args.quick:
+        args.rounds = 1
     workloads = {}
     if "photos" in args.workloads:
         workloads["photos"] = photo_workload(args.folder, 200)
@@ -328,17 +339,19 @@ def main(argv: list[str] | None = None) -> int:
                     servers[variant] = serve_litecls(model, args.threads, extra)
             for server in servers.values():  # warm-up, with bursts that make every batch size
                 asyncio.run(load_level(server.port, bodies, 16, 64))
+            if "offline" in args.variants:
+                result = offline(model, bodies, args.threads, per_level)
+                rows.append((workload, names["offline"], "-", result))
+                print(_line(rows[-1]), flush=True)
+            results: dict[tuple[str, int], list[dict]] = {(v, n): [] for v in servers for n in args.levels}
             for level in args.levels:
-                for variant in args.variants:
-                    if variant == "offline":
-                        if level == args.levels[0]:
-                            rows.append((workload, names[variant], "-",
-                                         offline(model, bodies, args.threads, per_level)))
-                            print(_line(rows[-1]), flush=True)
-                        continue
-                    total = max(per_level, 2 * level)
-                    result = asyncio.run(load_level(servers[variant].port, bodies, level, total))
-                    rows.append((workload, names[variant], level, result))
+                for _ in range(args.rounds):  # rounds alternate the variants at each level
+                    for variant in servers:
+                        port = servers[variant].port
+                        total = max(per_level, 2 * level)
+                        results[(variant, level)].append(asyncio.run(load_level(port, bodies, level, total)))
+                for variant in servers:
+                    rows.append((workload, names[variant], level, merge(results[(variant, level)])))
                     print(_line(rows[-1]), flush=True)
         finally:
             for server in servers.values():

@@ -105,7 +105,10 @@ def test_serves_on_loopback_with_health_docs_and_page(server: Server, client: ht
     assert server.url.startswith("http://127.0.0.1:")
     assert client.get("/healthz").json()["status"] == "ok"
     assert client.get("/readyz").json()["status"] == "ready"
-    assert "swagger" in client.get("/docs").text.lower()
+    docs = client.get("/docs").text
+    assert "swagger" in docs.lower() and "cdn" not in docs  # served by the package: works offline
+    for asset in re.findall(r"""(?:src|href)=["'](/[^"']+)["']""", docs):
+        assert client.get(asset).status_code == 200, asset
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/classify", "/v1/models/{model}:classify", "/v1/models"} <= set(paths)
     page = client.get("/")

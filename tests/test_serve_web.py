@@ -181,3 +181,13 @@ def test_camera_labels_follow_the_video_and_show_the_frame_rate(browser, server,
     assert console_errors(browser) == []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "serve-camera.png"))
+
+
+def test_the_api_docs_render_offline(browser, server) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/docs")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"), what="Swagger UI")
+    paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert "/v1/classify" in paths
+    assert console_errors(browser) == []

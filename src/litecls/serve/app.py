@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from litecls import __version__
 from litecls.serve.errors import BodyLimitMiddleware, install_handlers
@@ -49,9 +50,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             await registry.aclose()
             await asyncio.to_thread(app.state.pool.shutdown, True)
 
-    app = FastAPI(title="litecls serve", version=__version__, lifespan=lifespan,
-                  description="Image classification with LiteRT models: the zoo's and yours. "
-                              "The web app is at `/`.")
+    # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc served from a package, not a CDN.
+    app = FastAPIOffline(title="litecls serve", version=__version__, lifespan=lifespan,
+                         description="Image classification with LiteRT models: the zoo's and yours. "
+                                     "The web app is at `/`.")
     app.state.settings = settings
     app.state.registry = registry
     app.state.metrics = metrics
