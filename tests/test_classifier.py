@@ -12,6 +12,8 @@ from PIL import Image
 
 from litecls.errors import ImageError, LabelsError, ModelFileError
 from litecls.export.flatbuffer import read, strip_metadata, write
+from litecls.models.registry import PRECISIONS
+from litecls.models.zoo import DEFAULT_MODEL
 from litecls.processing import config as config_module
 from litecls.processing.image import prepare_image
 from litecls.processing.postprocess import (
@@ -29,7 +31,6 @@ from litecls.samples import labelled_imagenet_photos
 from litecls.tasks import ClassificationResult, ImageClassifier, ImageClassifierOptions
 
 ZooModel = Callable[[str, str], Path]
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def confident_photo(photos: list[tuple[Path, int]]) -> tuple[Path, int]:
 
 @pytest.fixture(scope="module")
 def float_model(zoo_model: ZooModel) -> Path:
-    return zoo_model("efficientnet_lite0", "float32")
+    return zoo_model(DEFAULT_MODEL, "float32")
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,10 @@ def make_classifier(model: Path | str, **options: object) -> ImageClassifier:
 # -- accuracy and result shape --------------------------------------------------------------
 
 
+@pytest.mark.zoo
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_every_precision_classifies_the_labelled_photos(zoo_model: ZooModel, photos, precision: str) -> None:
-    with make_classifier(zoo_model("efficientnet_lite0", precision), max_results=-1) as classifier:
+    with make_classifier(zoo_model(DEFAULT_MODEL, precision), max_results=-1) as classifier:
         results = [classifier.classify(path) for path, _ in photos]
     correct = sum(result.categories[0].index == label
                   for result, (_, label) in zip(results, photos, strict=True))
@@ -77,6 +79,7 @@ def test_every_precision_classifies_the_labelled_photos(zoo_model: ZooModel, pho
         assert not result.applied_softmax  # the zoo models end in a softmax
 
 
+@pytest.mark.zoo
 def test_zoo_name_resolves_and_uses_the_zoo_preprocessing(zoo_model: ZooModel, zoo_cache: Path,
                                                           confident_photo) -> None:
     zoo_model("mobilenet_v2", "float32")  # built (or reused) by the fixture, not by the test
@@ -86,12 +89,14 @@ def test_zoo_name_resolves_and_uses_the_zoo_preprocessing(zoo_model: ZooModel, z
         assert classifier.classify(confident_photo[0]).categories[0].index == confident_photo[1]
 
 
+@pytest.mark.zoo
 def test_a_zoo_built_file_gets_the_zoo_preprocessing(classifier: ImageClassifier) -> None:
     assert classifier.resize == ("crop", pytest.approx(224 / 256), "bicubic")
     mean, std = classifier.normalization
     assert mean.tolist() == [127.0] and std.tolist() == [128.0]
 
 
+@pytest.mark.zoo
 def test_max_results_and_score_threshold(float_model: Path, confident_photo) -> None:
     with make_classifier(float_model, max_results=3) as classifier:
         assert len(classifier.classify(confident_photo[0]).categories) == 3
@@ -101,11 +106,13 @@ def test_max_results_and_score_threshold(float_model: Path, confident_photo) -> 
     assert result.categories[0].score >= 0.5
 
 
+@pytest.mark.zoo
 def test_default_max_results_is_five(float_model: Path, confident_photo) -> None:
     with ImageClassifier.create_from_model_path(float_model) as classifier:
         assert len(classifier.classify(confident_photo[0]).categories) == 5
 
 
+@pytest.mark.zoo
 def test_allowlist_and_denylist(classifier: ImageClassifier, float_model: Path, confident_photo) -> None:
     path, label = confident_photo
     labels = classifier.labels
@@ -121,17 +128,20 @@ def test_allowlist_and_denylist(classifier: ImageClassifier, float_model: Path, 
     assert label not in {c.index for c in result.categories}
 
 
+@pytest.mark.zoo
 def test_allowlist_and_denylist_together_is_an_error(float_model: Path) -> None:
     with pytest.raises(ValueError, match="mutually exclusive"):
         ImageClassifierOptions(model_path=float_model, category_allowlist=["tench"],
                                category_denylist=["goldfish"])
 
 
+@pytest.mark.zoo
 def test_unknown_allowlist_name_is_a_labels_error(float_model: Path) -> None:
     with pytest.raises(LabelsError, match="no-such-class"):
         make_classifier(float_model, category_allowlist=["tench", "no-such-class"])
 
 
+@pytest.mark.zoo
 def test_display_names_come_from_the_metadata(classifier: ImageClassifier, float_model: Path,
                                                confident_photo) -> None:
     top = classifier.classify(confident_photo[0]).categories[0]
@@ -143,6 +153,7 @@ def test_display_names_come_from_the_metadata(classifier: ImageClassifier, float
     assert top.category_name == "folding chair" and top.display_name is None
 
 
+@pytest.mark.zoo
 def test_ambiguity(classifier: ImageClassifier, float_model: Path, confident_photo) -> None:
     grey = np.full((224, 224, 3), 128, np.uint8)
     assert classifier.classify(grey).ambiguous
@@ -153,8 +164,9 @@ def test_ambiguity(classifier: ImageClassifier, float_model: Path, confident_pho
         assert strict.classify(confident_photo[0]).ambiguous
 
 
+@pytest.mark.zoo
 def test_int8_flat_output_becomes_uniform_not_nan(zoo_model: ZooModel) -> None:
-    with make_classifier(zoo_model("efficientnet_lite0", "int8"), max_results=-1) as classifier:
+    with make_classifier(zoo_model(DEFAULT_MODEL, "int8"), max_results=-1) as classifier:
         result = classifier.classify(np.full((224, 224, 3), 128, np.uint8))
     scores = np.array([c.score for c in result.categories])
     assert np.all(np.isfinite(scores)) and scores.sum() == pytest.approx(1.0)
@@ -164,6 +176,7 @@ def test_int8_flat_output_becomes_uniform_not_nan(zoo_model: ZooModel) -> None:
 # -- inputs -------------------------------------------------------------------------------------
 
 
+@pytest.mark.zoo
 def test_every_image_input_type_gives_the_same_answer(classifier: ImageClassifier, confident_photo) -> None:
     path, label = confident_photo
     pil = Image.open(path)
@@ -174,6 +187,7 @@ def test_every_image_input_type_gives_the_same_answer(classifier: ImageClassifie
         assert result.categories[0].score == pytest.approx(results[0].categories[0].score, abs=0.02)
 
 
+@pytest.mark.zoo
 def test_a_model_sized_array_is_not_resized(classifier: ImageClassifier, confident_photo,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     path = confident_photo[0]
@@ -190,6 +204,7 @@ def test_a_model_sized_array_is_not_resized(classifier: ImageClassifier, confide
     assert result.categories[0].score == expected.categories[0].score
 
 
+@pytest.mark.zoo
 def test_context_manager_closes(float_model: Path, confident_photo) -> None:
     with ImageClassifier.create_from_model_path(float_model) as classifier:
         assert classifier.classify(confident_photo[0]).categories
@@ -199,6 +214,7 @@ def test_context_manager_closes(float_model: Path, confident_photo) -> None:
         classifier.classify(confident_photo[0])
 
 
+@pytest.mark.zoo
 def test_classify_many_keeps_order_and_reports_bad_files(classifier: ImageClassifier, photos,
                                                          tmp_path: Path) -> None:
     empty = tmp_path / "empty.jpg"
@@ -223,6 +239,7 @@ def test_classify_many_keeps_order_and_reports_bad_files(classifier: ImageClassi
     assert sum(answers[path].categories[0].index == label for path, label in photos[:5]) >= 4
 
 
+@pytest.mark.zoo
 def test_classify_many_stops_early_without_reading_everything(classifier: ImageClassifier, photos) -> None:
     seen = []
 
@@ -248,6 +265,7 @@ def bare_model(float_model: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return path
 
 
+@pytest.mark.zoo
 def test_model_without_metadata_with_user_labels_and_normalisation(
         classifier: ImageClassifier, bare_model: Path, photos, tmp_path: Path) -> None:
     labels_file = tmp_path / "labels.txt"
@@ -265,12 +283,14 @@ def test_model_without_metadata_with_user_labels_and_normalisation(
             assert without.display_name is None
 
 
+@pytest.mark.zoo
 def test_model_without_metadata_or_labels_reports_indices(bare_model: Path, confident_photo) -> None:
     with make_classifier(bare_model, mean=127.0, std=128.0) as bare:
         top = bare.classify(confident_photo[0]).categories[0]
     assert top.index == confident_photo[1] and top.category_name is None
 
 
+@pytest.mark.zoo
 def test_labels_count_mismatch_is_a_labels_error(classifier: ImageClassifier, bare_model: Path) -> None:
     with pytest.raises(LabelsError, match=r"999 labels.*1000 classes"):
         make_classifier(bare_model, labels=classifier.labels[:999])
@@ -279,6 +299,7 @@ def test_labels_count_mismatch_is_a_labels_error(classifier: ImageClassifier, ba
 # -- bad model files -----------------------------------------------------------------------------
 
 
+@pytest.mark.zoo
 def test_bad_model_files_raise_specific_errors(float_model: Path, tmp_path: Path) -> None:
     text = tmp_path / "model.tflite"
     text.write_text("not a model at all, just some text\n")
@@ -301,8 +322,9 @@ def test_bad_model_files_raise_specific_errors(float_model: Path, tmp_path: Path
         ImageClassifier.create_from_model_path("resnet9000")
 
 
+@pytest.mark.zoo
 def test_a_model_that_cannot_allocate_is_a_model_file_error(zoo_model: ZooModel) -> None:
-    model = read(strip_metadata(zoo_model("efficientnet_lite0", "int8").read_bytes()))
+    model = read(strip_metadata(zoo_model(DEFAULT_MODEL, "int8").read_bytes()))
     graph = model.subgraphs[0]
     graph.tensors[graph.inputs[0]].shape = np.array([1, 224, 224, 4], dtype=np.int32)
     with pytest.raises(ModelFileError, match="cannot be allocated"):
@@ -332,11 +354,13 @@ class _FakeInterpreter:
     ([1, 224, 224, 3], [1, 10], np.int16, r"input is int16"),
     ([1, 224, 224, 3], [1, 7, 7, 10], np.float32, r"output is float32 \[1, 7, 7, 10\]"),
 ])
+@pytest.mark.core
 def test_non_classifier_shapes_are_explained(input_shape, output_shape, dtype, found: str) -> None:
     with pytest.raises(ModelFileError, match=found + ".*expected"):
         describe_classifier(_FakeInterpreter(input_shape, output_shape, dtype), "fake")  # type: ignore[arg-type]
 
 
+@pytest.mark.zoo
 def test_classifier_signature_of_a_real_model(classifier: ImageClassifier) -> None:
     signature = classifier.signature
     assert (signature.input.height, signature.input.width, signature.input.channels) == (224, 224, 3)
@@ -346,6 +370,7 @@ def test_classifier_signature_of_a_real_model(classifier: ImageClassifier) -> No
 # -- post-processing building blocks --------------------------------------------------------------
 
 
+@pytest.mark.core
 def test_quantize_input_is_exact_for_raw_pixel_uint8_inputs() -> None:
     pixels = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
     # EfficientNet-Lite int8: mean 127, std 128, input scale 1/128, zero point 127.
@@ -360,6 +385,7 @@ def test_quantize_input_is_exact_for_raw_pixel_uint8_inputs() -> None:
     assert general.dtype == np.uint8 and general.max() == 128 and general.min() == 0
 
 
+@pytest.mark.core
 def test_to_probabilities_softmax_and_renormalisation() -> None:
     logits = np.array([2.0, 1.0, -1.0, 0.5])
     probs, applied = to_probabilities(logits)
@@ -373,6 +399,7 @@ def test_to_probabilities_softmax_and_renormalisation() -> None:
     assert probs[3] == pytest.approx(200 / 230)
 
 
+@pytest.mark.core
 def test_top_k_filters_and_ambiguity() -> None:
     probs = np.array([0.1, 0.4, 0.1, 0.3, 0.1])
     assert top_k(probs, 3).tolist() == [1, 3, 0]  # ties: lower index first
@@ -383,6 +410,7 @@ def test_top_k_filters_and_ambiguity() -> None:
     assert is_ambiguous([0.45, 0.1]) and is_ambiguous([0.6, 0.55]) and not is_ambiguous([0.8, 0.1])
 
 
+@pytest.mark.zoo
 def test_image_bytes_in_memory_are_accepted(classifier: ImageClassifier, confident_photo) -> None:
     buffer = io.BytesIO()
     Image.open(confident_photo[0]).save(buffer, format="PNG")

@@ -17,6 +17,7 @@ from PIL import ExifTags, Image
 from litecls.cli.main import main
 from litecls.errors import ImageError
 from litecls.export.flatbuffer import read, strip_metadata, write
+from litecls.models.zoo import DEFAULT_MODEL
 from litecls.processing.image import MAX_IMAGE_PIXELS, load_image, open_image
 from litecls.samples import labelled_imagenet_photos
 from litecls.tasks import ClassificationResult, ImageClassifier, ImageClassifierOptions
@@ -26,7 +27,7 @@ ZooModel = Callable[[str, str], Path]
 
 @pytest.fixture(scope="module")
 def model(zoo_model: ZooModel) -> str:
-    return str(zoo_model("efficientnet_lite0", "int8"))
+    return str(zoo_model(DEFAULT_MODEL, "int8"))
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,7 @@ def png_claiming(width: int, height: int) -> bytes:
 # -- output ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.zoo
 def test_table_shows_top_five_with_bars(capsys, model, photos, expected) -> None:
     status, out, err = run(capsys, photos[0], photos[1], "--model", model)
     assert status == 0
@@ -83,6 +85,7 @@ def test_table_shows_top_five_with_bars(capsys, model, photos, expected) -> None
     assert "2 of 2 images classified in " in err
 
 
+@pytest.mark.zoo
 def test_json_lines_parse_and_match_the_api(capsys, model, photos, expected) -> None:
     status, out, _ = run(capsys, *photos[:4], "--model", model, "--json")
     assert status == 0
@@ -100,6 +103,7 @@ def test_json_lines_parse_and_match_the_api(capsys, model, photos, expected) -> 
         assert scores[0] == pytest.approx(want.categories[0].score, abs=1e-6)
 
 
+@pytest.mark.zoo
 def test_top_k_and_threshold(capsys, model, photos, expected) -> None:
     _, out, _ = run(capsys, photos[1], "--model", model, "--json", "--top-k", "2")
     assert [c["index"] for c in json_lines(out)[0]["categories"]] == [
@@ -114,6 +118,7 @@ def test_top_k_and_threshold(capsys, model, photos, expected) -> None:
         assert all(c["score"] >= threshold for c in record["categories"])
 
 
+@pytest.mark.zoo
 def test_allow_and_deny_lists(capsys, model, photos, expected) -> None:
     chair = expected[photos[1]].categories
     allowed = [chair[3].category_name, chair[1].category_name]
@@ -133,6 +138,7 @@ def test_allow_and_deny_lists(capsys, model, photos, expected) -> None:
     assert status == 2 and "allowlist match no label: 'tabbby'" in err
 
 
+@pytest.mark.zoo
 def test_a_folder_is_walked_recursively_in_sorted_order_skipping_hidden_files(
         capsys, model, photos, tmp_path: Path) -> None:
     (tmp_path / "b" / "deeper").mkdir(parents=True)
@@ -156,6 +162,7 @@ def test_a_folder_is_walked_recursively_in_sorted_order_skipping_hidden_files(
                                                    str(tmp_path / "b" / "deeper" / "3.jpg")]
 
 
+@pytest.mark.zoo
 def test_many_images_get_one_line_each(capsys, model, photos, expected) -> None:
     status, out, err = run(capsys, *photos, "--model", model)  # 20 photos: more than a table's worth
     assert status == 0
@@ -167,13 +174,15 @@ def test_many_images_get_one_line_each(capsys, model, photos, expected) -> None:
     assert f"{len(photos)} of {len(photos)} images classified" in err
 
 
+@pytest.mark.zoo
 def test_zoo_reference_with_cache_dir(capsys, zoo_cache: Path, model, photos, expected) -> None:
-    status, out, _ = run(capsys, photos[1], "--model", "efficientnet_lite0:int8", "--cache-dir", zoo_cache,
+    status, out, _ = run(capsys, photos[1], "--model", f"{DEFAULT_MODEL}:int8", "--cache-dir", zoo_cache,
                          "--json")
     assert status == 0
     assert json_lines(out)[0]["categories"][0]["index"] == expected[photos[1]].categories[0].index
 
 
+@pytest.mark.zoo
 def test_a_phone_photo_stored_sideways_is_classified_upright(capsys, model, photos, expected,
                                                               tmp_path: Path) -> None:
     upright = Image.open(photos[1]).convert("RGB").crop((0, 64, 512, 448))  # the folding chair, 4:3
@@ -191,6 +200,7 @@ def test_a_phone_photo_stored_sideways_is_classified_upright(capsys, model, phot
     assert json_lines(out)[0]["categories"][0]["index"] == expected[photos[1]].categories[0].index
 
 
+@pytest.mark.core
 def test_nothing_to_classify(capsys) -> None:
     status, _, err = run(capsys)
     assert status == 2 and "nothing to classify" in err
@@ -218,6 +228,7 @@ def bad_files(tmp_path: Path, photos: list[Path]) -> dict[Path, str]:
             folder: "folder holds no image files", tmp_path / "missing.jpg": "no such file"}
 
 
+@pytest.mark.zoo
 def test_each_bad_file_gets_its_own_message_and_the_rest_are_classified(capsys, model, photos, expected,
                                                                         bad_files) -> None:
     bad = list(bad_files)
@@ -233,6 +244,7 @@ def test_each_bad_file_gets_its_own_message_and_the_rest_are_classified(capsys, 
     assert "3 of 8 images classified" in err and "5 could not be read" in err
 
 
+@pytest.mark.zoo
 def test_bad_files_in_json_mode(capsys, model, photos, bad_files) -> None:
     files = [path for path in bad_files if not path.is_dir()]
     status, out, _ = run(capsys, photos[0], *files, "--model", model, "--json")
@@ -243,6 +255,7 @@ def test_bad_files_in_json_mode(capsys, model, photos, bad_files) -> None:
         assert bad_files[path] in records[path]["error"]
 
 
+@pytest.mark.core
 def test_the_pixel_limit_is_ours(tmp_path: Path) -> None:
     # Between PIL's own warning level (89.5 MP) and our documented 100 MP an image is decoded:
     # this header-only PNG then fails as truncated, not as a bomb.
@@ -259,7 +272,7 @@ def test_the_pixel_limit_is_ours(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def feature_extractor(zoo_model: ZooModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real network whose output is its last feature map [1, 7, 7, 1280], not class scores."""
-    model = read(strip_metadata(zoo_model("efficientnet_lite0", "float32").read_bytes()))
+    model = read(strip_metadata(zoo_model(DEFAULT_MODEL, "float32").read_bytes()))
     graph = model.subgraphs[0]
     feature_map = next(t for op in reversed(graph.operators) for t in op.outputs
                        if list(graph.tensors[t].shape) == [1, 7, 7, 1280])
@@ -274,10 +287,11 @@ def feature_extractor(zoo_model: ZooModel, tmp_path_factory: pytest.TempPathFact
     return path
 
 
+@pytest.mark.zoo
 def test_bad_model_files_get_specific_messages(capsys, zoo_model: ZooModel, feature_extractor, photos,
                                                tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.tflite"
-    data = bytearray(zoo_model("efficientnet_lite0", "float32").read_bytes())
+    data = bytearray(zoo_model(DEFAULT_MODEL, "float32").read_bytes())
     corrupt.write_bytes(data[: len(data) // 3])
     text = tmp_path / "model.tflite"
     text.write_text("a README saved under the wrong name\n")
@@ -294,6 +308,7 @@ def test_bad_model_files_get_specific_messages(capsys, zoo_model: ZooModel, feat
         assert "Traceback" not in err and out == ""
 
 
+@pytest.mark.zoo
 def test_model_without_metadata_with_labels_mean_and_std(capsys, zoo_model: ZooModel, photos, expected,
                                                          model, tmp_path: Path) -> None:
     bare = tmp_path / "bare.tflite"
@@ -330,6 +345,7 @@ def test_model_without_metadata_with_labels_mean_and_std(capsys, zoo_model: ZooM
     (["--threads", "0"], "num_threads must be a positive integer"),
     (["--labels", "/nonexistent/labels.txt"], "no such labels file"),
 ])
+@pytest.mark.zoo
 def test_bad_options_are_usage_errors(capsys, model, photos, argv: list[str], message: str) -> None:
     status, _, err = run(capsys, photos[0], "--model", model, *argv)
     assert status == 2 and message in err

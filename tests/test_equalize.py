@@ -10,6 +10,8 @@ from litecls.export.equalize import equalize_residual_streams, stream_ranges
 from litecls.models import create_model, get_config
 from litecls.models.zoo import calibration_images, torch_inputs
 
+pytestmark = pytest.mark.zoo
+
 # Blocks per network (MobileNetV2 paper table 2; EfficientNet-B0 stages, depth 1.0).
 BLOCKS = {"mobilenet_v2": 17, "efficientnet_lite0": 16}
 # One stream per stage (the first block of a stage has no residual connection).

@@ -20,18 +20,20 @@ from litecls.evaluation.dataset import (
     sample_set,
     write_csv,
 )
-from litecls.evaluation.report import choose, load_report
+from litecls.evaluation.report import ReportRow, ZooReport, choose, load_report, pareto_flags
+from litecls.models import list_models
 from litecls.models.labels import imagenet_display_names, imagenet_labels, label_synonyms
+from litecls.models.zoo import DEFAULT_MODEL
 from litecls.samples import labelled_imagenet_photos
 from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
 ZooModel = Callable[[str, str], Path]
-TWO_MODELS = "efficientnet_lite0,mobilenet_v2"
+TWO_MODELS = ",".join([list_models()[0], list_models()[-1]])  # the first and last in the registry
 
 
 @pytest.fixture(scope="module")
 def int8_model(zoo_model: ZooModel) -> Path:
-    return zoo_model("efficientnet_lite0", "int8")
+    return zoo_model(DEFAULT_MODEL, "int8")
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,7 @@ def labelled_folder(root: Path, rename: dict[str, str] | None = None) -> Path:
 # -- accuracy ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.zoo
 def test_samples_accuracy_equals_counting_classify_results(capsys, int8_model, hand_count):
     code, out, _err = run_cli(capsys, "evaluate", int8_model, "--samples", "--json")
     assert code == 0
@@ -80,6 +83,7 @@ def test_samples_accuracy_equals_counting_classify_results(capsys, int8_model, h
     assert sum(c["count"] for c in data["confusions"]) == 20 - hand_count[1]
 
 
+@pytest.mark.zoo
 def test_folder_and_csv_give_the_same_accuracy_as_the_samples(tmp_path, int8_model, hand_count):
     folder = labelled_folder(tmp_path / "photos")
     options = ImageClassifierOptions(model_path=int8_model, max_results=5)
@@ -92,6 +96,7 @@ def test_folder_and_csv_give_the_same_accuracy_as_the_samples(tmp_path, int8_mod
         assert [result.correct(k) for k in range(1, 6)] == [hand_count[k] for k in range(1, 6)]
 
 
+@pytest.mark.zoo
 def test_human_text_output_and_confusion_png(capsys, tmp_path, int8_model, hand_count):
     png = tmp_path / "confusion.png"
     code, out, _err = run_cli(capsys, "evaluate", int8_model, "--samples", "--confusion", png)
@@ -100,6 +105,7 @@ def test_human_text_output_and_confusion_png(capsys, tmp_path, int8_model, hand_
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.zoo
 def test_label_name_mismatch_is_reported_not_dropped(capsys, tmp_path, int8_model):
     labels = imagenet_labels()
     photos = labelled_imagenet_photos()
@@ -118,6 +124,7 @@ def test_label_name_mismatch_is_reported_not_dropped(capsys, tmp_path, int8_mode
     assert code == 1 and f"'jeeep': {jeep_count} image(s)" in out and "did you mean 'jeep'" in out
 
 
+@pytest.mark.core
 def test_display_name_synonyms_and_case_match_labels():
     labels = list(imagenet_labels())
     matcher = LabelMatcher(labels, label_synonyms(labels, list(imagenet_display_names())))
@@ -131,6 +138,7 @@ def test_display_name_synonyms_and_case_match_labels():
 # -- bad data ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.zoo
 def test_empty_and_unlabelled_folders_are_clear_errors(capsys, tmp_path, int8_model):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -150,6 +158,7 @@ def test_empty_and_unlabelled_folders_are_clear_errors(capsys, tmp_path, int8_mo
     assert code == 2 and "no such folder or file" in err
 
 
+@pytest.mark.zoo
 def test_no_known_label_is_a_labels_error(tmp_path, int8_model):
     folder = tmp_path / "photos"
     (folder / "cat_pictures").mkdir(parents=True)
@@ -159,6 +168,7 @@ def test_no_known_label_is_a_labels_error(tmp_path, int8_model):
         evaluate(classifier, load_folder(folder))
 
 
+@pytest.mark.zoo
 def test_unreadable_images_are_reported(capsys, tmp_path, int8_model):
     folder = labelled_folder(tmp_path / "photos")
     (folder / "jeep" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
@@ -168,6 +178,7 @@ def test_unreadable_images_are_reported(capsys, tmp_path, int8_model):
     assert len(data["unreadable"]) == 1 and "broken.jpg" in data["unreadable"][0]["file"]
 
 
+@pytest.mark.core
 def test_csv_lines_are_checked(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("path,label\nphoto.jpg\n", encoding="utf-8")
@@ -178,6 +189,7 @@ def test_csv_lines_are_checked(tmp_path):
     assert load_csv(ok).items == [(tmp_path / "img" / "a.jpg", "goldfish, Carassius auratus")]
 
 
+@pytest.mark.core
 def test_model_errors_are_clear(capsys, tmp_path):
     text = tmp_path / "model.tflite"
     text.write_text("this is not a model, just some text", encoding="utf-8")
@@ -204,10 +216,11 @@ def report_file(tmp_path_factory, zoo_cache: Path, zoo_model: ZooModel) -> Path:
     return out / "report.json"
 
 
+@pytest.mark.zoo
 def test_report_rows_match_evaluate(report_file: Path, zoo_model: ZooModel, hand_count):
     report = load_report(report_file)
-    assert [r.name for r in report.rows] == ["efficientnet_lite0:float32", "efficientnet_lite0:int8",
-                                             "mobilenet_v2:float32", "mobilenet_v2:int8"]
+    assert [r.name for r in report.rows] == [f"{name}:{precision}" for name in TWO_MODELS.split(",")
+                                             for precision in ("float32", "int8")]
     int8_row = report.rows[1]
     assert int8_row.top1 == pytest.approx(hand_count[1] / 20)
     assert int8_row.top5 == pytest.approx(hand_count[5] / 20)
@@ -216,28 +229,28 @@ def test_report_rows_match_evaluate(report_file: Path, zoo_model: ZooModel, hand
         assert all(ms > 0 for ms in row.latency_ms.values())
         assert row.size_mb == pytest.approx(Path(row.path).stat().st_size / 1e6)
         assert (row.agreement is None) == (row.precision == "float32")
-    # Pareto rows are not beaten on both axes; every other row is.
-    threads = report.threads[-1]
-    for row in report.rows:
-        mine = (row.latency_ms[threads], row.top1, row.top5)
-        beaten = any(o.latency_ms[threads] <= mine[0] and o.top1 >= row.top1 and o.top5 >= row.top5
-                     and (o.latency_ms[threads], o.top1, o.top5) != mine for o in report.rows if o is not row)
-        assert row.pareto == (not beaten)
+    # The rule itself is checked on a hand-made report (test_pareto_front_of_a_known_report);
+    # here: the fastest file is always on the front.
+    fastest = min(report.rows, key=lambda r: r.latency_ms[report.threads[-1]])
+    assert fastest.pareto
     folder = report_file.parent
     markdown = (folder / "report.md").read_text(encoding="utf-8")
-    assert markdown.count("\n") == 2 + len(report.rows) and "| mobilenet_v2 | int8 |" in markdown
+    assert markdown.count("\n") == 2 + len(report.rows)
+    assert f"| {report.rows[-1].model} | {report.rows[-1].precision} |" in markdown
     assert (folder / "report.csv").read_text(encoding="utf-8").count("\n") == 1 + len(report.rows)
     assert (folder / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_choose_picks_the_most_accurate_within_budget(capsys, report_file: Path):
+@pytest.mark.zoo
+def test_choose_on_a_measured_report(capsys, report_file: Path):
     report = load_report(report_file)
     slowest = max(max(r.latency_ms.values()) for r in report.rows)
-    best = max(report.rows, key=lambda r: (r.top1, r.top5, -r.latency_ms[report.threads[-1]], -r.size_mb))
     choice = choose(report, budget_ms=slowest + 1)
-    assert choice.row is best
+    # Everything fits: the choice is one of the most accurate files (tie-breaks: the hand-made test).
+    assert choice.row is not None and choice.row.top1 == max(r.top1 for r in report.rows)
     code, out, _err = run_cli(capsys, "models", "choose", "--budget-ms", slowest + 1, "--report", report_file)
-    assert code == 0 and out.startswith(f"choose {best.name}") and "the most accurate of the 4" in out
+    assert code == 0 and out.startswith(f"choose {choice.row.name}")
+    assert f"the most accurate of the {len(report.rows)}" in out
 
     # A size limit below every float32 file leaves the int8 files only.
     limit = min(r.size_mb for r in report.rows if r.precision == "float32") - 0.1
@@ -248,4 +261,52 @@ def test_choose_picks_the_most_accurate_within_budget(capsys, report_file: Path)
     fastest = min(r.latency_ms[1] for r in report.rows)
     code, out, _err = run_cli(capsys, "models", "choose", "--budget-ms", fastest / 2, "--threads", 1,
                               "--report", report_file)
-    assert code == 1 and "no model meets" in out and out.count("too slow") == 4
+    assert code == 1 and "no model meets" in out and out.count("too slow") == len(report.rows)
+
+
+# A hand-made report with known answers: (name, ms at 2 threads, top-1, top-5, MB).
+KNOWN_ROWS = [
+    ("fast", 10.0, 0.80, 0.95, 5.0),
+    ("fast-twin", 10.0, 0.80, 0.95, 4.5),  # the same figures, a smaller file
+    ("beaten", 15.0, 0.80, 0.90, 4.0),  # slower than "fast", no more accurate
+    ("accurate", 20.0, 0.90, 0.95, 10.0),
+    ("best-top5", 30.0, 0.90, 1.00, 20.0),  # as accurate as "accurate" at top-1, better top-5
+    ("slow-and-worse", 40.0, 0.85, 0.95, 3.0),  # beaten by "accurate" on every axis
+]
+
+
+def known_report() -> ZooReport:
+    rows = [ReportRow(model=name, precision="int8", path=f"/nowhere/{name}.tflite", size_mb=mb,
+                      latency_ms={1: 2 * ms, 2: ms}, top1=top1, top5=top5, images=20, agreement=None)
+            for name, ms, top1, top5, mb in KNOWN_ROWS]
+    return ZooReport(rows=rows, threads=[1, 2], data="hand-made", runs=1, warmup=0, machine={})
+
+
+@pytest.mark.core
+def test_pareto_front_of_a_known_report():
+    report = known_report()
+    pareto_flags(report.rows, 2)
+    assert [r.model for r in report.rows if r.pareto] == ["fast", "fast-twin", "accurate", "best-top5"]
+
+
+@pytest.mark.core
+@pytest.mark.parametrize(("budget_ms", "max_mb", "expected"), [
+    (35, None, "best-top5"),  # top-1 tie with "accurate": the better top-5 wins
+    (25, None, "accurate"),  # "best-top5" is too slow
+    (25, 8, "fast-twin"),  # "accurate" is too big; "fast" and its twin tie: the smaller file wins
+    (12, None, "fast-twin"),
+    (17, 4.2, "beaten"),  # the only file that fits both limits
+])
+def test_choose_from_a_known_report(budget_ms: float, max_mb: float | None, expected: str):
+    choice = choose(known_report(), budget_ms=budget_ms, max_size_mb=max_mb, threads=2)
+    assert choice.row is not None and choice.row.model == expected, choice.reasons
+
+
+@pytest.mark.core
+def test_choose_reports_why_nothing_fits():
+    choice = choose(known_report(), budget_ms=5, threads=2)
+    assert choice.row is None
+    assert choice.reasons[0] == "no model meets 5 ms at 2 thread(s); the fastest is fast:int8 at 10.0 ms"
+    assert sum("too slow" in reason for reason in choice.reasons) == len(KNOWN_ROWS)
+    with pytest.raises(ValueError, match="not 4"):
+        choose(known_report(), budget_ms=50, threads=4)

@@ -48,6 +48,7 @@ def test_building_a_zoo_model_without_the_zoo_extra(tmp_path: Path) -> None:
                           "--cache-dir", str(tmp_path)), "zoo")
 
 
+@pytest.mark.zoo
 @pytest.mark.skipif(not _missing("av"), reason="PyAV is installed (the video extra is there)")
 def test_a_video_without_the_video_extra(tmp_path: Path, zoo_model) -> None:
     video = tmp_path / "clip.mp4"
@@ -57,6 +58,7 @@ def test_a_video_without_the_video_extra(tmp_path: Path, zoo_model) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.zoo
 @pytest.mark.skipif(not _missing("matplotlib"), reason="matplotlib is installed (the plots extra is there)")
 def test_a_confusion_plot_without_the_plots_extra(tmp_path: Path, zoo_model) -> None:
     model = zoo_model("efficientnet_lite0", "int8")

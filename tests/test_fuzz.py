@@ -36,6 +36,8 @@ from litecls.processing.image import ImageLimits, open_image, prepare_image, to_
 from litecls.runtime.integrity import read_sidecar, sha256_hex, sidecar_path, write_sidecar
 from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
+pytestmark = pytest.mark.zoo
+
 IMAGES = 2000
 MODELS = 100
 #: Generous on a shared 2-core CI machine; the slowest file measured locally took 1.4 s of CPU.

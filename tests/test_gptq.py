@@ -10,6 +10,8 @@ from litecls.export.gptq import _layers, gptq_round, round_to_nearest, round_wei
 from litecls.models import get_config
 from litecls.models.zoo import calibration_images, zoo_spec
 
+pytestmark = pytest.mark.zoo
+
 NAME = "efficientnet_lite0"
 
 

@@ -9,6 +9,8 @@ import pytest
 
 import litecls
 
+pytestmark = pytest.mark.core
+
 
 def test_top_level_names_are_the_library_objects():
     from litecls.models.zoo import build

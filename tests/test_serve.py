@@ -31,6 +31,8 @@ SCORE_TOL = 1 / 256 + 1e-6
 #: Exit status after SIGTERM: uvicorn shuts down gracefully, then re-raises the signal it caught.
 STOPPED = (0, -signal.SIGTERM)
 
+pytestmark = [pytest.mark.serve, pytest.mark.zoo]
+
 
 @pytest.fixture(scope="module")
 def models(zoo_model: ZooModel) -> dict[str, Path]:

