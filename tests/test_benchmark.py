@@ -22,7 +22,8 @@ from litecls.evaluation.benchmark import benchmark_model, parse_threads
 from litecls.evaluation.machine import machine_info, peak_rss_mb, reset_peak_rss
 from litecls.evaluation.ops import delegation_of, profile_ops
 from litecls.evaluation.stats import summarize
-from litecls.export.flatbuffer import read, strip_metadata, write
+from litecls.export.flatbuffer import read, write
+from litecls.metadata import strip_metadata
 from litecls.models.zoo import DEFAULT_MODEL
 from litecls.samples import labelled_imagenet_photos
 
@@ -50,6 +51,7 @@ def int8_model(zoo_model: ZooModel) -> Path:
     return zoo_model(DEFAULT_MODEL, "int8")
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_benchmark_json_has_every_field(capsys, int8_model: Path):
     photos = [p for p, _ in labelled_imagenet_photos()[:2]]
@@ -86,6 +88,7 @@ def test_benchmark_json_has_every_field(capsys, int8_model: Path):
     assert data["ops"] is None
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_thread_sweep_runs_every_count(int8_model: Path):
     result = benchmark_model(int8_model, threads="1,2,4", warmup=1, runs=3)
@@ -96,6 +99,7 @@ def test_thread_sweep_runs_every_count(int8_model: Path):
         assert any("oversubscription" in note for note in result.notes)
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_human_output_names_machine_and_figures(capsys, zoo_model: ZooModel):
     path = zoo_model("mobilenet_v2", "float32")
@@ -111,6 +115,7 @@ def test_human_output_names_machine_and_figures(capsys, zoo_model: ZooModel):
 # -- delegation and the per-op profile -----------------------------------------------------------------
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 @pytest.mark.parametrize("precision", ["float32", "dynamic", "int8"])
 def test_delegation_agrees_with_litert(zoo_model: ZooModel, precision: str):
@@ -156,6 +161,7 @@ def test_a_non_delegated_op_is_found_and_timed(zoo_model: ZooModel):
     assert {op.op for op in outside} <= {op.op for op in report.ops}
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_int8_export_runs_entirely_in_xnnpack(zoo_model: ZooModel):
     """The uint8 I/O bridge of the int8 export is delegable: one XNNPACK subgraph, nothing outside.
@@ -183,6 +189,7 @@ def test_int8_export_runs_entirely_in_xnnpack(zoo_model: ZooModel):
 # -- bad input ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_bad_thread_counts_are_clear_errors(capsys, int8_model: Path):
     for text in ("0", "1,0", "two", "-1"):
@@ -217,6 +224,7 @@ def test_a_model_that_cannot_allocate_is_a_clear_error(capsys, tmp_path: Path, i
     assert code == 2 and "cannot be allocated" in err
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_end_to_end_without_images_is_an_error(capsys, tmp_path: Path, int8_model: Path):
     code, _out, err = run_cli(capsys, "benchmark", int8_model, "--end-to-end", tmp_path)

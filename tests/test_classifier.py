@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from litecls.errors import ImageError, LabelsError, ModelFileError
-from litecls.export.flatbuffer import read, strip_metadata, write
+from litecls.export.flatbuffer import read, write
+from litecls.metadata import strip_metadata
 from litecls.models.registry import PRECISIONS
 from litecls.models.zoo import DEFAULT_MODEL
 from litecls.processing import config as config_module
@@ -63,6 +64,7 @@ def make_classifier(model: Path | str, **options: object) -> ImageClassifier:
 # -- accuracy and result shape --------------------------------------------------------------
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_every_precision_classifies_the_labelled_photos(zoo_model: ZooModel, photos, precision: str) -> None:
@@ -89,6 +91,7 @@ def test_zoo_name_resolves_and_uses_the_zoo_preprocessing(zoo_model: ZooModel, z
         assert classifier.classify(confident_photo[0]).categories[0].index == confident_photo[1]
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_a_zoo_built_file_gets_the_zoo_preprocessing(classifier: ImageClassifier) -> None:
     assert classifier.resize == ("crop", pytest.approx(224 / 256), "bicubic")
@@ -96,6 +99,7 @@ def test_a_zoo_built_file_gets_the_zoo_preprocessing(classifier: ImageClassifier
     assert mean.tolist() == [127.0] and std.tolist() == [128.0]
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_max_results_and_score_threshold(float_model: Path, confident_photo) -> None:
     with make_classifier(float_model, max_results=3) as classifier:
@@ -106,12 +110,14 @@ def test_max_results_and_score_threshold(float_model: Path, confident_photo) -> 
     assert result.categories[0].score >= 0.5
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_default_max_results_is_five(float_model: Path, confident_photo) -> None:
     with ImageClassifier.create_from_model_path(float_model) as classifier:
         assert len(classifier.classify(confident_photo[0]).categories) == 5
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_allowlist_and_denylist(classifier: ImageClassifier, float_model: Path, confident_photo) -> None:
     path, label = confident_photo
@@ -128,6 +134,7 @@ def test_allowlist_and_denylist(classifier: ImageClassifier, float_model: Path, 
     assert label not in {c.index for c in result.categories}
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_allowlist_and_denylist_together_is_an_error(float_model: Path) -> None:
     with pytest.raises(ValueError, match="mutually exclusive"):
@@ -135,12 +142,14 @@ def test_allowlist_and_denylist_together_is_an_error(float_model: Path) -> None:
                                category_denylist=["goldfish"])
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_unknown_allowlist_name_is_a_labels_error(float_model: Path) -> None:
     with pytest.raises(LabelsError, match="no-such-class"):
         make_classifier(float_model, category_allowlist=["tench", "no-such-class"])
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_display_names_come_from_the_metadata(classifier: ImageClassifier, float_model: Path,
                                                confident_photo) -> None:
@@ -153,6 +162,7 @@ def test_display_names_come_from_the_metadata(classifier: ImageClassifier, float
     assert top.category_name == "folding chair" and top.display_name is None
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_ambiguity(classifier: ImageClassifier, float_model: Path, confident_photo) -> None:
     grey = np.full((224, 224, 3), 128, np.uint8)
@@ -164,6 +174,7 @@ def test_ambiguity(classifier: ImageClassifier, float_model: Path, confident_pho
         assert strict.classify(confident_photo[0]).ambiguous
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_int8_flat_output_becomes_uniform_not_nan(zoo_model: ZooModel) -> None:
     with make_classifier(zoo_model(DEFAULT_MODEL, "int8"), max_results=-1) as classifier:
@@ -176,6 +187,7 @@ def test_int8_flat_output_becomes_uniform_not_nan(zoo_model: ZooModel) -> None:
 # -- inputs -------------------------------------------------------------------------------------
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_every_image_input_type_gives_the_same_answer(classifier: ImageClassifier, confident_photo) -> None:
     path, label = confident_photo
@@ -187,6 +199,7 @@ def test_every_image_input_type_gives_the_same_answer(classifier: ImageClassifie
         assert result.categories[0].score == pytest.approx(results[0].categories[0].score, abs=0.02)
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_a_model_sized_array_is_not_resized(classifier: ImageClassifier, confident_photo,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,6 +217,7 @@ def test_a_model_sized_array_is_not_resized(classifier: ImageClassifier, confide
     assert result.categories[0].score == expected.categories[0].score
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_context_manager_closes(float_model: Path, confident_photo) -> None:
     with ImageClassifier.create_from_model_path(float_model) as classifier:
@@ -214,6 +228,7 @@ def test_context_manager_closes(float_model: Path, confident_photo) -> None:
         classifier.classify(confident_photo[0])
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_classify_many_keeps_order_and_reports_bad_files(classifier: ImageClassifier, photos,
                                                          tmp_path: Path) -> None:
@@ -239,6 +254,7 @@ def test_classify_many_keeps_order_and_reports_bad_files(classifier: ImageClassi
     assert sum(answers[path].categories[0].index == label for path, label in photos[:5]) >= 4
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_classify_many_stops_early_without_reading_everything(classifier: ImageClassifier, photos) -> None:
     seen = []
@@ -265,6 +281,7 @@ def bare_model(float_model: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return path
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_model_without_metadata_with_user_labels_and_normalisation(
         classifier: ImageClassifier, bare_model: Path, photos, tmp_path: Path) -> None:
@@ -283,6 +300,7 @@ def test_model_without_metadata_with_user_labels_and_normalisation(
             assert without.display_name is None
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_model_without_metadata_or_labels_reports_indices(bare_model: Path, confident_photo) -> None:
     with make_classifier(bare_model, mean=127.0, std=128.0) as bare:
@@ -290,6 +308,7 @@ def test_model_without_metadata_or_labels_reports_indices(bare_model: Path, conf
     assert top.index == confident_photo[1] and top.category_name is None
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_labels_count_mismatch_is_a_labels_error(classifier: ImageClassifier, bare_model: Path) -> None:
     with pytest.raises(LabelsError, match=r"999 labels.*1000 classes"):
@@ -299,6 +318,7 @@ def test_labels_count_mismatch_is_a_labels_error(classifier: ImageClassifier, ba
 # -- bad model files -----------------------------------------------------------------------------
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_bad_model_files_raise_specific_errors(float_model: Path, tmp_path: Path) -> None:
     text = tmp_path / "model.tflite"
@@ -360,6 +380,7 @@ def test_non_classifier_shapes_are_explained(input_shape, output_shape, dtype, f
         describe_classifier(_FakeInterpreter(input_shape, output_shape, dtype), "fake")  # type: ignore[arg-type]
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_classifier_signature_of_a_real_model(classifier: ImageClassifier) -> None:
     signature = classifier.signature
@@ -410,6 +431,7 @@ def test_top_k_filters_and_ambiguity() -> None:
     assert is_ambiguous([0.45, 0.1]) and is_ambiguous([0.6, 0.55]) and not is_ambiguous([0.8, 0.1])
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_image_bytes_in_memory_are_accepted(classifier: ImageClassifier, confident_photo) -> None:
     buffer = io.BytesIO()

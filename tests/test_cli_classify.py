@@ -16,7 +16,8 @@ from PIL import ExifTags, Image
 
 from litecls.cli.main import main
 from litecls.errors import ImageError
-from litecls.export.flatbuffer import read, strip_metadata, write
+from litecls.export.flatbuffer import read, write
+from litecls.metadata import strip_metadata
 from litecls.models.zoo import DEFAULT_MODEL
 from litecls.processing.image import MAX_IMAGE_PIXELS, load_image, open_image
 from litecls.samples import labelled_imagenet_photos
@@ -68,6 +69,7 @@ def png_claiming(width: int, height: int) -> bytes:
 # -- output ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_table_shows_top_five_with_bars(capsys, model, photos, expected) -> None:
     status, out, err = run(capsys, photos[0], photos[1], "--model", model)
@@ -85,6 +87,7 @@ def test_table_shows_top_five_with_bars(capsys, model, photos, expected) -> None
     assert "2 of 2 images classified in " in err
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_json_lines_parse_and_match_the_api(capsys, model, photos, expected) -> None:
     status, out, _ = run(capsys, *photos[:4], "--model", model, "--json")
@@ -103,6 +106,7 @@ def test_json_lines_parse_and_match_the_api(capsys, model, photos, expected) -> 
         assert scores[0] == pytest.approx(want.categories[0].score, abs=1e-6)
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_top_k_and_threshold(capsys, model, photos, expected) -> None:
     _, out, _ = run(capsys, photos[1], "--model", model, "--json", "--top-k", "2")
@@ -118,6 +122,7 @@ def test_top_k_and_threshold(capsys, model, photos, expected) -> None:
         assert all(c["score"] >= threshold for c in record["categories"])
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_allow_and_deny_lists(capsys, model, photos, expected) -> None:
     chair = expected[photos[1]].categories
@@ -162,6 +167,7 @@ def test_a_folder_is_walked_recursively_in_sorted_order_skipping_hidden_files(
                                                    str(tmp_path / "b" / "deeper" / "3.jpg")]
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_many_images_get_one_line_each(capsys, model, photos, expected) -> None:
     status, out, err = run(capsys, *photos, "--model", model)  # 20 photos: more than a table's worth
@@ -182,6 +188,7 @@ def test_zoo_reference_with_cache_dir(capsys, zoo_cache: Path, model, photos, ex
     assert json_lines(out)[0]["categories"][0]["index"] == expected[photos[1]].categories[0].index
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_a_phone_photo_stored_sideways_is_classified_upright(capsys, model, photos, expected,
                                                               tmp_path: Path) -> None:
@@ -228,6 +235,7 @@ def bad_files(tmp_path: Path, photos: list[Path]) -> dict[Path, str]:
             folder: "folder holds no image files", tmp_path / "missing.jpg": "no such file"}
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_each_bad_file_gets_its_own_message_and_the_rest_are_classified(capsys, model, photos, expected,
                                                                         bad_files) -> None:
@@ -244,6 +252,7 @@ def test_each_bad_file_gets_its_own_message_and_the_rest_are_classified(capsys, 
     assert "3 of 8 images classified" in err and "5 could not be read" in err
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_bad_files_in_json_mode(capsys, model, photos, bad_files) -> None:
     files = [path for path in bad_files if not path.is_dir()]
@@ -287,6 +296,7 @@ def feature_extractor(zoo_model: ZooModel, tmp_path_factory: pytest.TempPathFact
     return path
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_bad_model_files_get_specific_messages(capsys, zoo_model: ZooModel, feature_extractor, photos,
                                                tmp_path: Path) -> None:
@@ -308,6 +318,7 @@ def test_bad_model_files_get_specific_messages(capsys, zoo_model: ZooModel, feat
         assert "Traceback" not in err and out == ""
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_model_without_metadata_with_labels_mean_and_std(capsys, zoo_model: ZooModel, photos, expected,
                                                          model, tmp_path: Path) -> None:
@@ -345,6 +356,7 @@ def test_model_without_metadata_with_labels_mean_and_std(capsys, zoo_model: ZooM
     (["--threads", "0"], "num_threads must be a positive integer"),
     (["--labels", "/nonexistent/labels.txt"], "no such labels file"),
 ])
+@pytest.mark.core
 @pytest.mark.zoo
 def test_bad_options_are_usage_errors(capsys, model, photos, argv: list[str], message: str) -> None:
     status, _, err = run(capsys, photos[0], "--model", model, *argv)

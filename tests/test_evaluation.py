@@ -83,6 +83,7 @@ def test_samples_accuracy_equals_counting_classify_results(capsys, int8_model, h
     assert sum(c["count"] for c in data["confusions"]) == 20 - hand_count[1]
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_folder_and_csv_give_the_same_accuracy_as_the_samples(tmp_path, int8_model, hand_count):
     folder = labelled_folder(tmp_path / "photos")
@@ -105,6 +106,7 @@ def test_human_text_output_and_confusion_png(capsys, tmp_path, int8_model, hand_
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_label_name_mismatch_is_reported_not_dropped(capsys, tmp_path, int8_model):
     labels = imagenet_labels()
@@ -138,6 +140,7 @@ def test_display_name_synonyms_and_case_match_labels():
 # -- bad data ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_empty_and_unlabelled_folders_are_clear_errors(capsys, tmp_path, int8_model):
     empty = tmp_path / "empty"
@@ -158,6 +161,7 @@ def test_empty_and_unlabelled_folders_are_clear_errors(capsys, tmp_path, int8_mo
     assert code == 2 and "no such folder or file" in err
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_no_known_label_is_a_labels_error(tmp_path, int8_model):
     folder = tmp_path / "photos"
@@ -168,6 +172,7 @@ def test_no_known_label_is_a_labels_error(tmp_path, int8_model):
         evaluate(classifier, load_folder(folder))
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_unreadable_images_are_reported(capsys, tmp_path, int8_model):
     folder = labelled_folder(tmp_path / "photos")
@@ -241,6 +246,7 @@ def test_report_rows_match_evaluate(report_file: Path, zoo_model: ZooModel, hand
     assert (folder / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.core
 @pytest.mark.zoo
 def test_choose_on_a_measured_report(capsys, report_file: Path):
     report = load_report(report_file)

@@ -30,7 +30,8 @@ from fuzzing import (
 from PIL import Image
 
 from litecls.errors import ImageError, ModelFileError
-from litecls.export.flatbuffer import read, strip_metadata, write
+from litecls.export.flatbuffer import read, write
+from litecls.metadata import strip_metadata
 from litecls.models.zoo import build
 from litecls.processing.image import ImageLimits, open_image, prepare_image, to_mode
 from litecls.runtime.integrity import read_sidecar, sha256_hex, sidecar_path, write_sidecar

@@ -7,6 +7,7 @@ import pytest
 
 from litecls.export import flatbuffer
 from litecls.export.gptq import _layers, gptq_round, round_to_nearest, round_weights
+from litecls.metadata import strip_metadata
 from litecls.models import get_config
 from litecls.models.zoo import calibration_images, zoo_spec
 
@@ -20,7 +21,7 @@ def rounded(zoo_model):
     """Lite0's float32 file, GPTQ-rounded on the zoo's calibration photos."""
     config = get_config(NAME)
     spec = zoo_spec(config)
-    base = flatbuffer.strip_metadata(zoo_model(NAME, "float32").read_bytes())
+    base = strip_metadata(zoo_model(NAME, "float32").read_bytes())
     return round_weights(base, [spec.normalize(image) for image in calibration_images(config)])
 
 

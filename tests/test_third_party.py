@@ -23,7 +23,7 @@ from PIL import Image
 from support import require
 
 from litecls.errors import LabelsError
-from litecls.export.flatbuffer import strip_metadata
+from litecls.metadata import strip_metadata
 from litecls.processing.image import prepare_image
 from litecls.processing.preprocess import quantize_input
 from litecls.samples import cifar_photos, demo_photos, labelled_imagenet_photos

@@ -109,8 +109,7 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
 @pytest.mark.zoo
 def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path, capsys):
     """A cached file whose metadata version is not this litecls's is rebuilt, not served."""
-    from litecls.export import flatbuffer
-    from litecls.metadata import write_metadata
+    from litecls.metadata import strip_metadata, write_metadata
     from litecls.models.zoo import FILE_VERSIONS, built_path
 
     current = zoo_model(ZOO[0], "int8")
@@ -118,7 +117,7 @@ def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path, capsys):
     assert built_path(ZOO[0], "int8", tmp_path) == tmp_path / current.name
     meta = read_metadata(current)
     meta.version = str(int(FILE_VERSIONS["int8"]) - 1)
-    old = write_metadata(flatbuffer.strip_metadata(current.read_bytes()), meta)
+    old = write_metadata(strip_metadata(current.read_bytes()), meta)
     (tmp_path / current.name).write_bytes(old)
     assert built_path(ZOO[0], "int8", tmp_path) is None
     from litecls.cli.main import main

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.tools import flatbuffer_utils
 
 from litecls.errors import ExportError
 
@@ -19,12 +18,16 @@ _NUMPY_TYPE = {schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint
 
 
 def read(model: bytes) -> schema.ModelT:
-    """Parse a model into LiteRT's mutable object API, with all buffers inline."""
+    """Parse a model into LiteRT's mutable object API, with all buffers inline (ai-edge-litert >= 2.3)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
     return flatbuffer_utils.read_model_from_bytearray(bytearray(model))
 
 
 def write(model: schema.ModelT) -> bytes:
     """Serialise a model object back to bytes."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
@@ -216,16 +219,3 @@ def check_roundtrip(before: bytes, after: bytes, what: str) -> None:
     lost = constant_bytes(before) - constant_bytes(after)
     if lost > 1024:
         raise ExportError(f"{what} dropped {lost:,} bytes of weights; refusing to write a broken model")
-
-
-def strip_metadata(model_bytes: bytes) -> bytes:
-    """Drop TFLite metadata and packed files (to re-quantize a file that already has them)."""
-    model = read(model_bytes)
-    keep = []
-    for entry in model.metadata or []:
-        if entry.name in (b"TFLITE_METADATA", "TFLITE_METADATA"):
-            model.buffers[entry.buffer].data = None
-        else:
-            keep.append(entry)
-    model.metadata = keep
-    return write(model)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from litecls.metadata.reader import metadata_buffer, packed_files, read_metadata
 from litecls.metadata.types import PROCESSING_FILE, ModelMetadata
-from litecls.metadata.writer import MIN_PARSER_VERSION, write_metadata
+from litecls.metadata.writer import MIN_PARSER_VERSION, strip_metadata, write_metadata
 
 __all__ = ["MIN_PARSER_VERSION", "PROCESSING_FILE", "ModelMetadata", "metadata_buffer", "packed_files",
-           "read_metadata", "write_metadata"]
+           "read_metadata", "strip_metadata", "write_metadata"]

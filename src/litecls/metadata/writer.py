@@ -172,3 +172,27 @@ def write_metadata(model: bytes, meta: ModelMetadata) -> bytes:
             for name, contents in files.items():
                 archive.writestr(name, contents)
     return out.getvalue()
+
+
+def strip_metadata(model: bytes) -> bytes:
+    """Return ``model`` without TFLite metadata and packed files (its graph unchanged).
+
+    Args:
+        model: the bytes of a .tflite file.
+
+    Returns:
+        The bytes of the same model with no ``TFLITE_METADATA`` entry (its buffer left empty, so
+        buffer indices stay) and no packed files.
+
+    Raises:
+        ModelFileError: ``model`` is not a TFLite flatbuffer.
+    """
+    obj = read_model(model)
+    keep = []
+    for entry in obj.metadata or []:
+        if (entry.name or b"").decode() == METADATA_KEY:
+            obj.buffers[entry.buffer].data = None
+        else:
+            keep.append(entry)
+    obj.metadata = keep
+    return write_model(obj)

@@ -232,7 +232,8 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
     from litecls.extras import require_extra
 
     require_extra("zoo", f"building {config.name} at {precision}")
-    from litecls.export import export_tflite, flatbuffer
+    from litecls.export import export_tflite
+    from litecls.metadata import strip_metadata
 
     spec = zoo_spec(config, precision)
     labels = folder / "labels.txt"
@@ -246,7 +247,7 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
     base = None
     if precision != "float32" and not equalize:
         base_path = build(config.name, "float32", cache, force=False, progress=progress)
-        base = flatbuffer.strip_metadata(base_path.read_bytes())
+        base = strip_metadata(base_path.read_bytes())
     model = None
     if base is None:
         from litecls.models import create_model

@@ -219,13 +219,14 @@ class TrainedModel:
         ``float_model`` reuses already exported float32 bytes (metadata is
         stripped and rewritten), saving a second conversion.
         """
-        from litecls.export import export_tflite, flatbuffer
+        from litecls.export import export_tflite
+        from litecls.metadata import strip_metadata
 
         path = Path(path)
         if path.is_dir() or not path.suffix:
             path.mkdir(parents=True, exist_ok=True)
             path = path / f"model-{precision}.tflite"
-        base = flatbuffer.strip_metadata(float_model) if float_model is not None else None
+        base = strip_metadata(float_model) if float_model is not None else None
         data = export_tflite(None if base is not None else self.network(), self.export_spec(), precision,
                              calibration=self.calibration_images, float_model=base)
         from litecls.runtime.integrity import write_sidecar
