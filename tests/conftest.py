@@ -13,6 +13,8 @@ pyproject.toml): ``core``, ``zoo``, ``train``, ``serve``, ``browser``, ``ray``;
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -51,14 +53,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """With ``LITECLS_CORE_ONLY`` set (the core-install run), skip test files that hold no core test.
+    """With ``LITECLS_CORE_ONLY`` set (the core-install run), skip test files that cannot run there.
 
-    Such files may import PyTorch or MediaPipe at the top, which the core install lacks.
+    That is a file with no core test, or one importing at its top a package the core install
+    lacks (PyTorch, MediaPipe, PyAV...).
     """
-    if (os.environ.get("LITECLS_CORE_ONLY") and collection_path.suffix == ".py"
+    if not (os.environ.get("LITECLS_CORE_ONLY") and collection_path.suffix == ".py"
             and collection_path.name.startswith("test_")):
-        return "pytest.mark.core" not in collection_path.read_text(encoding="utf-8")
-    return None
+        return None
+    source = collection_path.read_text(encoding="utf-8")
+    if "pytest.mark.core" not in source:
+        return True
+    tops = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import):
+            tops |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            tops.add(node.module.split(".")[0])
+    local = {path.stem for path in collection_path.parent.glob("*.py")}
+    return any(importlib.util.find_spec(name) is None for name in tops - local - {"__future__"})
 
 
 @pytest.fixture(scope="session")

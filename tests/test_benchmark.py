@@ -161,7 +161,6 @@ def test_a_non_delegated_op_is_found_and_timed(zoo_model: ZooModel):
     assert {op.op for op in outside} <= {op.op for op in report.ops}
 
 
-@pytest.mark.core
 @pytest.mark.zoo
 def test_int8_export_runs_entirely_in_xnnpack(zoo_model: ZooModel):
     """The uint8 I/O bridge of the int8 export is delegable: one XNNPACK subgraph, nothing outside.

@@ -126,7 +126,7 @@ def test_label_name_mismatch_is_reported_not_dropped(capsys, tmp_path, int8_mode
     assert code == 1 and f"'jeeep': {jeep_count} image(s)" in out and "did you mean 'jeep'" in out
 
 
-@pytest.mark.core
+@pytest.mark.zoo
 def test_display_name_synonyms_and_case_match_labels():
     labels = list(imagenet_labels())
     matcher = LabelMatcher(labels, label_synonyms(labels, list(imagenet_display_names())))
@@ -246,7 +246,6 @@ def test_report_rows_match_evaluate(report_file: Path, zoo_model: ZooModel, hand
     assert (folder / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.core
 @pytest.mark.zoo
 def test_choose_on_a_measured_report(capsys, report_file: Path):
     report = load_report(report_file)

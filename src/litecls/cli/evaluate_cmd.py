@@ -56,6 +56,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from litecls.evaluation.progress import ProgressBar
     from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
+    if args.confusion:  # before any work: a missing plots extra is known now, not after the evaluation
+        from litecls.extras import require_extra
+
+        require_extra("plots", "--confusion")
     for flag, value in (("--threads", args.threads), ("--workers", args.workers)):
         if value is not None and value < 1:
             print(f"litecls: error: {flag} must be a positive integer, got {value}", file=sys.stderr)

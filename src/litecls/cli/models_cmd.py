@@ -195,6 +195,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from litecls.evaluation import report as rep
 
+    if args.plot:  # before measuring for minutes: a missing plots extra is known now
+        from litecls.extras import require_extra
+
+        require_extra("plots", "--plot")
     try:
         result = _measure(args)
     except ValueError as exc:
