@@ -343,3 +343,22 @@ def test_every_input_string_gets_exactly_one_row_with_that_string(tmp_path: Path
     assert "XNNPACK" not in err and "Traceback" not in err
     verbose = _classify(["--verbose", "--model", model, "sub/a.jpg"], tmp_path)
     assert "Created TensorFlow Lite XNNPACK delegate" in verbose.stderr.decode()
+
+
+def test_training_data_checks_report_corrupt_exif_and_bombs_per_file(tmp_path: Path) -> None:
+    from litecls.training.data import find_corrupt
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(good)
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    broken = tmp_path / "exif.webp"
+    Image.new("RGB", (32, 32)).save(broken, "WEBP", exif=exif.tobytes())
+    data = bytearray(broken.read_bytes())
+    data[max(data.find(b"MM\0*"), data.find(b"II*\0"))] = 0xCD
+    broken.write_bytes(bytes(data))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_claiming(1, 1_000_000))
+    found = dict(find_corrupt([good, broken, bomb]))
+    assert set(found) == {broken, bomb}
+    assert "SyntaxError" in found[broken] and "over the size limit" in found[bomb]
