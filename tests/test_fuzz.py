@@ -176,11 +176,18 @@ def _pooled_features(model) -> None:
 
 
 def test_a_feature_extractor_without_labels_is_refused_with_a_pointer_to_the_embedder(
-        tmp_path: Path, zoo_model) -> None:
+        tmp_path: Path, zoo_model, capsys) -> None:
     path = tmp_path / "features.tflite"
     path.write_bytes(_edited(zoo_model("efficientnet_lite0", "float32"), _pooled_features))
     with pytest.raises(ModelFileError, match=r"feature extractor.*1280 outputs.*issue 16"):
         ImageClassifier.create_from_model_path(path)
+    # models info describes it, and says why ImageClassifier would not take it.
+    from litecls.cli.main import main
+
+    assert main(["models", "info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"file: {path}" in out and "output tensor: " in out and "[1, 1280] float32" in out
+    assert "image classifier: no: this looks like a feature extractor" in out
     # Labels say it is a classifier after all: accepted, and the probabilities sum to 1.
     options = ImageClassifierOptions(model_path=path, labels=[f"f{i}" for i in range(1280)], max_results=-1)
     with ImageClassifier.create_from_options(options) as classifier:
