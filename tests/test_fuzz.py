@@ -369,3 +369,17 @@ def test_training_data_checks_report_corrupt_exif_and_bombs_per_file(tmp_path: P
     found = dict(find_corrupt([good, broken, bomb]))
     assert set(found) == {broken, bomb}
     assert "SyntaxError" in found[broken] and "over the size limit" in found[bomb]
+
+
+def test_image_limits_are_an_option_of_the_classifier(zoo_model, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (640, 480), (30, 60, 90)).save(photo)
+    strict = ImageClassifierOptions(model_path=zoo_model("efficientnet_lite0", "int8"),
+                                    image_limits=ImageLimits(max_pixels=100_000))
+    with ImageClassifier.create_from_options(strict) as classifier:
+        with pytest.raises(ImageError, match=r"640x480 pixels is over the limit of 100,000 pixels"):
+            classifier.classify(photo)
+        # Arrays are already decoded (the memory is spent): the limits are about files and bytes.
+        assert classifier.classify(np.zeros((480, 640, 3), np.uint8)).categories
+    with pytest.raises(ValueError, match="max_aspect_ratio must be at least 1"):
+        ImageLimits(max_aspect_ratio=0.5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from litecls.processing.image import ImageInput, prepare_image
+from litecls.processing.image import ImageInput, ImageLimits, prepare_image
 from litecls.processing.postprocess import Normalization, quantize_input
 from litecls.runtime.interpreter import ImageInputSpec
 
@@ -40,7 +40,8 @@ def is_model_sized(image: object, spec: ImageInputSpec) -> bool:
 
 
 def preprocess(image: ImageInput, input_spec: ImageInputSpec, mean: Normalization, std: Normalization,
-               crop_pct: float = 1.0, interpolation: str = "bilinear", policy: str = "crop") -> np.ndarray:
+               crop_pct: float = 1.0, interpolation: str = "bilinear", policy: str = "crop",
+               limits: ImageLimits | None = None) -> np.ndarray:
     """The ``[1, H, W, C]`` input tensor of dtype ``input_spec.dtype`` for ``image``.
 
     ``image`` is a path, bytes, PIL image or uint8 array. A uint8 array that
@@ -48,12 +49,13 @@ def preprocess(image: ImageInput, input_spec: ImageInputSpec, mean: Normalizatio
     decode, no resize), so callers that prepare their own frames pay only for
     normalisation. Otherwise :func:`litecls.processing.image.prepare_image`
     decodes, orients and resizes (``policy`` "crop" with ``crop_pct``, or
-    "squash"), raising :class:`litecls.errors.ImageError` for a bad image.
+    "squash"), raising :class:`litecls.errors.ImageError` for a bad image or
+    one over ``limits`` (default :data:`litecls.processing.image.DEFAULT_LIMITS`).
     """
     if is_model_sized(image, input_spec):
         pixels = image.reshape(input_spec.height, input_spec.width, input_spec.channels)  # type: ignore[union-attr]
     else:
         pixels = prepare_image(image, input_spec.size, input_spec.channels, crop_pct=crop_pct,
-                               interpolation=interpolation, policy=policy)
+                               interpolation=interpolation, policy=policy, limits=limits)
     tensor = quantize_input(pixels, input_spec.dtype, input_spec.scale, input_spec.zero_point, mean, std)
     return np.ascontiguousarray(tensor[None])

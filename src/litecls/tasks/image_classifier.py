@@ -45,7 +45,7 @@ from ai_edge_litert.interpreter import Interpreter
 from litecls.errors import ExportError, ImageError, LabelsError, ModelFileError, UnknownModelError
 from litecls.export.metadata import ModelMetadata, read_metadata
 from litecls.models.registry import ModelConfig, get_config, list_models
-from litecls.processing.image import ImageInput, image_error
+from litecls.processing.image import ImageInput, ImageLimits, image_error
 from litecls.processing.postprocess import (
     Normalization,
     category_mask,
@@ -112,6 +112,8 @@ class ImageClassifierOptions:
     metadata (they override metadata when given). ``resize_policy``:
     "crop" (keep aspect ratio, centre crop of ``crop_pct``) or "squash".
     ``cache_dir``: where zoo models are built (default: the zoo's cache).
+    ``image_limits``: the memory budget of one image (width, height, pixels,
+    aspect ratio, memory; default :data:`litecls.processing.image.DEFAULT_LIMITS`).
     """
 
     model_path: str | os.PathLike
@@ -130,6 +132,7 @@ class ImageClassifierOptions:
     ambiguity_min_score: float = 0.5
     ambiguity_margin: float = 0.1
     cache_dir: str | os.PathLike | None = None
+    image_limits: ImageLimits | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -358,7 +361,7 @@ class ImageClassifier:
         """
         try:
             return preprocess(image, self._signature.input, self._mean, self._std, self._crop_pct,
-                              self._interpolation, self._options.resize_policy)
+                              self._interpolation, self._options.resize_policy, self._options.image_limits)
         except ImageError:
             raise
         except Exception as exc:
