@@ -185,8 +185,8 @@ def load_interpreter(model: str | os.PathLike | bytes, num_threads: int | None =
 
     ``num_threads=None`` keeps LiteRT's default (one thread). XNNPACK is
     applied by LiteRT itself. Raises :class:`ModelFileError` for a missing,
-    empty, non-TFLite, truncated or corrupt file and for a model that
-    cannot allocate its tensors.
+    empty, non-TFLite, truncated or corrupt file, a checksum mismatch, and
+    a model that fails the checks of :func:`interpreter_from_bytes`.
     """
     if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
@@ -198,9 +198,12 @@ def interpreter_from_bytes(data: bytes, name: str = "<bytes>",
                            num_threads: int | None = None) -> Interpreter:
     """Like :func:`load_interpreter` for bytes already checked by :func:`check_tflite_bytes`.
 
-    Before tensors are allocated every quantization scale must be finite and
-    positive and all tensors together under :data:`MAX_TENSOR_BYTES`; after,
-    one trial :meth:`invoke` on zeros must succeed. LiteRT's native log line
+    First the model is loaded and run once in a forked child
+    (:func:`trial_in_child`), so a model that crashes LiteRT cannot take this
+    process with it. Then, before tensors are allocated, every quantization
+    scale must be finite and positive (:data:`SCALE_RANGE`), 8-bit zero points
+    must fit their type and all tensors together fit :data:`MAX_TENSOR_BYTES`;
+    after, one trial :meth:`invoke` on zeros must succeed. LiteRT's native log line
     about the XNNPACK delegate is kept off the terminal (logged at INFO on
     ``litecls.runtime``). Raises :class:`ModelFileError` naming ``name``.
     """
