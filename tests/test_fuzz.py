@@ -179,11 +179,18 @@ def _pooled_features(model) -> None:
 
 
 def test_a_feature_extractor_without_labels_is_refused_with_a_pointer_to_the_embedder(
-        tmp_path: Path, zoo_model) -> None:
+        tmp_path: Path, zoo_model, capsys) -> None:
     path = tmp_path / "features.tflite"
     path.write_bytes(_edited(zoo_model("efficientnet_lite0", "float32"), _pooled_features))
     with pytest.raises(ModelFileError, match=r"feature extractor.*1280 outputs.*issue 16"):
         ImageClassifier.create_from_model_path(path)
+    # models info describes it, and says why ImageClassifier would not take it.
+    from litecls.cli.main import main
+
+    assert main(["models", "info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"file: {path}" in out and "output tensor: " in out and "[1, 1280] float32" in out
+    assert "image classifier: no: this looks like a feature extractor" in out
     # Labels say it is a classifier after all: accepted, and the probabilities sum to 1.
     options = ImageClassifierOptions(model_path=path, labels=[f"f{i}" for i in range(1280)], max_results=-1)
     with ImageClassifier.create_from_options(options) as classifier:
@@ -346,3 +353,36 @@ def test_every_input_string_gets_exactly_one_row_with_that_string(tmp_path: Path
     assert "XNNPACK" not in err and "Traceback" not in err
     verbose = _classify(["--verbose", "--model", model, "sub/a.jpg"], tmp_path)
     assert "Created TensorFlow Lite XNNPACK delegate" in verbose.stderr.decode()
+
+
+def test_training_data_checks_report_corrupt_exif_and_bombs_per_file(tmp_path: Path) -> None:
+    from litecls.training.data import find_corrupt
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(good)
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    broken = tmp_path / "exif.webp"
+    Image.new("RGB", (32, 32)).save(broken, "WEBP", exif=exif.tobytes())
+    data = bytearray(broken.read_bytes())
+    data[max(data.find(b"MM\0*"), data.find(b"II*\0"))] = 0xCD
+    broken.write_bytes(bytes(data))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_claiming(1, 1_000_000))
+    found = dict(find_corrupt([good, broken, bomb]))
+    assert set(found) == {broken, bomb}
+    assert "SyntaxError" in found[broken] and "over the size limit" in found[bomb]
+
+
+def test_image_limits_are_an_option_of_the_classifier(zoo_model, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (640, 480), (30, 60, 90)).save(photo)
+    strict = ImageClassifierOptions(model_path=zoo_model("efficientnet_lite0", "int8"),
+                                    image_limits=ImageLimits(max_pixels=100_000))
+    with ImageClassifier.create_from_options(strict) as classifier:
+        with pytest.raises(ImageError, match=r"640x480 pixels is over the limit of 100,000 pixels"):
+            classifier.classify(photo)
+        # Arrays are already decoded (the memory is spent): the limits are about files and bytes.
+        assert classifier.classify(np.zeros((480, 640, 3), np.uint8)).categories
+    with pytest.raises(ValueError, match="max_aspect_ratio must be at least 1"):
+        ImageLimits(max_aspect_ratio=0.5)

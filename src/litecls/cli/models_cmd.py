@@ -151,7 +151,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         for d in details:
             scale, zero_point = d["quantization"]
             quant = f" scale={scale:.6g} zero_point={zero_point}" if scale else ""
-            print(f"{kind} tensor: {d['name']} {list(d['shape'])} {d['dtype'].__name__}{quant}")
+            print(f"{kind} tensor: {d['name']} {[int(x) for x in d['shape']]} {d['dtype'].__name__}{quant}")
+    # Whether ImageClassifier would take it (a feature extractor or NaN outputs would be refused).
+    from litecls.runtime.interpreter import check_scores, describe_classifier
+
+    try:
+        labelled = bool(meta and (meta.labels or meta.display_names))
+        check_scores(interpreter, describe_classifier(interpreter, str(path)), str(path), labelled)
+        print("image classifier: yes")
+    except ModelFileError as exc:
+        print(f"image classifier: no: {str(exc).removeprefix(f'{path}: ')}")
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from litecls.processing.image import ImageInput, prepare_image, resize_and_crop
+from litecls.processing.image import ImageInput, ImageLimits, prepare_image, resize_and_crop
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -88,20 +88,22 @@ class ProcessingConfig:
         if any(v == 0 for v in self.std):
             raise ValueError(f"std must not be 0, got {self.std}")
 
-    def prepare(self, image: ImageInput) -> np.ndarray:
+    def prepare(self, image: ImageInput, limits: ImageLimits | None = None) -> np.ndarray:
         """Decode, orient, convert and resize ``image`` (path, bytes, PIL image or array).
 
         Args:
             image: the image.
+            limits: the memory budget of one image (default
+                :data:`litecls.processing.image.DEFAULT_LIMITS`).
 
         Returns:
             An HxWxC uint8 array of the input size.
 
         Raises:
-            ImageError: the image cannot be read or decoded.
+            ImageError: the image cannot be read or decoded, or is over ``limits``.
         """
         return prepare_image(image, self.input_size, self.channels, crop_pct=self.crop_pct,
-                             interpolation=self.interpolation, policy=self.resize_policy)
+                             interpolation=self.interpolation, policy=self.resize_policy, limits=limits)
 
     def resize(self, image: Image.Image) -> np.ndarray:
         """Resize an already decoded, upright image of the right mode to the input size (uint8 HxWxC).

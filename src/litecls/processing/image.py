@@ -141,9 +141,18 @@ def image_error(source: object, exc: BaseException, step: str = "decoding") -> I
     kind = type(exc).__name__
     if isinstance(exc, MemoryError):
         return ImageError(f"{name}: out of memory while {step} the image ({detail})")
-    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+    if _is_read_error(exc):
         return ImageError(f"{name}: cannot read image: {exc.strerror}")
     return ImageError(f"{name}: corrupt or unsupported image data while {step} ({kind}: {detail})")
+
+
+def _is_read_error(exc: BaseException) -> bool:
+    """An OSError about the file itself (permissions, I/O), not Pillow seeking in corrupt data."""
+    import errno
+
+    return isinstance(exc, OSError) and bool(exc.strerror) and (
+        isinstance(exc, (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError))
+        or exc.errno in (errno.EIO, errno.ENXIO, errno.ESTALE))
 
 
 def open_image(source: str | os.PathLike | bytes, draft_size: tuple[int, int] | None = None,
@@ -198,7 +207,7 @@ def open_image(source: str | os.PathLike | bytes, draft_size: tuple[int, int] | 
         raise ImageError(f"{name}: {size} is over the limit of {limits.max_pixels:,} "
                          f"(possible decompression bomb)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
+        if _is_read_error(exc):
             raise image_error(source, exc, "reading") from None
         detail = " ".join(str(exc).split())[:300]
         raise ImageError(f"{name}: truncated or corrupt image data ({detail})") from None

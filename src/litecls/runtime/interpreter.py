@@ -16,9 +16,11 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from litecls.errors import ModelFileError
-from litecls.runtime.integrity import verify_sidecar
+from litecls.runtime.integrity import sha256_hex, verify_sidecar
 
 _log = logging.getLogger("litecls.runtime")
 
@@ -39,6 +41,13 @@ MAX_TENSOR_BYTES = 1 << 30
 #: inside (the zoo: 8e-12 for int32 biases to 1.0); XNNPACK corrupts its heap ("double free or
 #: corruption", SIGABRT) on an activation scale of 3.4e38 and crashes on inf, nan, 0 or negative.
 SCALE_RANGE = (1e-20, 1e6)
+
+#: Seconds a model's trial run in a child process may take (see :func:`trial_in_child`).
+TRIAL_TIMEOUT_S = 120.0
+
+#: SHA-256 of model bytes that passed a trial run in a child process, or matched the sidecar
+#: litecls wrote beside them: not tried again in this process.
+_TRUSTED: set[str] = set()
 
 #: LiteRT's native log lines that say nothing to a user; kept for ``--verbose`` (logging INFO).
 _CHATTER = re.compile(r"^INFO: (Created TensorFlow Lite .*delegate|Initialized TensorFlow Lite runtime)")
@@ -136,8 +145,8 @@ def read_model_bytes(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
         except OSError as exc:
             raise ModelFileError(f"{name}: cannot read model file: {exc.strerror or exc}") from None
     check_tflite_bytes(data, name)
-    if not isinstance(model, (bytes, bytearray, memoryview)):
-        verify_sidecar(Path(model), data)
+    if not isinstance(model, (bytes, bytearray, memoryview)) and verify_sidecar(Path(model), data):
+        _TRUSTED.add(sha256_hex(data))  # built by litecls, unchanged since
     return data, name
 
 
@@ -176,8 +185,8 @@ def load_interpreter(model: str | os.PathLike | bytes, num_threads: int | None =
 
     ``num_threads=None`` keeps LiteRT's default (one thread). XNNPACK is
     applied by LiteRT itself. Raises :class:`ModelFileError` for a missing,
-    empty, non-TFLite, truncated or corrupt file and for a model that
-    cannot allocate its tensors.
+    empty, non-TFLite, truncated or corrupt file, a checksum mismatch, and
+    a model that fails the checks of :func:`interpreter_from_bytes`.
     """
     if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
@@ -189,12 +198,16 @@ def interpreter_from_bytes(data: bytes, name: str = "<bytes>",
                            num_threads: int | None = None) -> Interpreter:
     """Like :func:`load_interpreter` for bytes already checked by :func:`check_tflite_bytes`.
 
-    Before tensors are allocated every quantization scale must be finite and
-    positive and all tensors together under :data:`MAX_TENSOR_BYTES`; after,
-    one trial :meth:`invoke` on zeros must succeed. LiteRT's native log line
+    First the model is loaded and run once in a forked child
+    (:func:`trial_in_child`), so a model that crashes LiteRT cannot take this
+    process with it. Then, before tensors are allocated, every quantization
+    scale must be finite and positive (:data:`SCALE_RANGE`), 8-bit zero points
+    must fit their type and all tensors together fit :data:`MAX_TENSOR_BYTES`;
+    after, one trial :meth:`invoke` on zeros must succeed. LiteRT's native log line
     about the XNNPACK delegate is kept off the terminal (logged at INFO on
     ``litecls.runtime``). Raises :class:`ModelFileError` naming ``name``.
     """
+    trial_in_child(data, name)
     with native_stderr_captured():
         try:
             interpreter = Interpreter(model_content=data, num_threads=num_threads)
@@ -212,6 +225,63 @@ def interpreter_from_bytes(data: bytes, name: str = "<bytes>",
                                  f"operator or inconsistent shapes?): {_one_line(exc)}") from None
         trial_invoke(interpreter, name)
     return interpreter
+
+
+def trial_in_child(data: bytes, name: str = "<bytes>") -> None:
+    """Load and run the model once in a forked child before this process touches it.
+
+    Some damaged models pass every check above and still crash LiteRT in
+    native code: the fuzz found a DEQUANTIZE rewired to a larger tensor that
+    overflows its output (SIGSEGV). A forked child costs a few milliseconds
+    plus one load and two invokes; a crash there is a :class:`ModelFileError`
+    here. Files that matched a litecls sidecar, or passed before in this
+    process, are not tried again. Skipped where ``os.fork`` is missing or
+    unsafe (Windows, macOS) and when ``LITECLS_TRIAL_IN_CHILD=0``.
+    """
+    if not hasattr(os, "fork") or sys.platform == "darwin" or os.environ.get("LITECLS_TRIAL_IN_CHILD") == "0":
+        return
+    digest = sha256_hex(data)
+    if digest in _TRUSTED:
+        return
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: quiet, single-threaded, never returns
+        code = 0
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            interpreter = Interpreter(model_content=data, num_threads=1)
+            check_tensors(interpreter, name)
+            interpreter.allocate_tensors()
+            trial_invoke(interpreter, name)
+            rng = np.random.default_rng(0)
+            for detail in interpreter.get_input_details():
+                shape, dtype = detail["shape"], np.dtype(detail["dtype"])
+                noise = rng.integers(0, 256, shape) if dtype.kind in "ui" else rng.uniform(-1, 1, shape)
+                interpreter.set_tensor(detail["index"], noise.astype(dtype))
+            interpreter.invoke()
+        except BaseException:
+            code = 3  # a Python-level error: the checks in this process report it properly
+        os._exit(code)
+    deadline = time.monotonic() + TRIAL_TIMEOUT_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise ModelFileError(f"{name}: a trial run of the model did not finish in {TRIAL_TIMEOUT_S:g} s")
+        time.sleep(0.002)
+    if os.WIFSIGNALED(status):
+        what = signal.Signals(os.WTERMSIG(status)).name
+        raise ModelFileError(f"{name}: LiteRT crashes on this model ({what} in a trial run in a child "
+                             f"process); the file is damaged or not a model LiteRT can run")
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        _TRUSTED.add(digest)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -246,6 +316,15 @@ def check_tensors(interpreter: Interpreter, name: str = "model") -> None:
             raise ModelFileError(
                 f"{name}: corrupt quantization: tensor #{detail['index']} ({tensor}) has scale {bad[0]:g}; "
                 f"every scale must be finite and positive, between {low:g} and {high:g}")
+        zero_points = np.asarray(detail.get("quantization_parameters", {}).get("zero_points", ()))
+        dtype = np.dtype(detail["dtype"])
+        if zero_points.size and dtype.kind in "ui" and dtype.itemsize == 1:
+            info = np.iinfo(dtype)
+            outside = zero_points[(zero_points < info.min) | (zero_points > info.max)]
+            if outside.size:  # a uint8 output with zero point -1000 crashes LiteRT (SIGSEGV)
+                raise ModelFileError(
+                    f"{name}: corrupt quantization: tensor #{detail['index']} ({dtype.name}) has zero point "
+                    f"{int(outside[0])}, outside {info.min}..{info.max}")
         shape = [max(int(d), 1) for d in detail["shape"]]
         total += int(np.prod(shape, dtype=np.float64)) * np.dtype(detail["dtype"]).itemsize
     if total > MAX_TENSOR_BYTES:

@@ -59,7 +59,7 @@ from litecls.processing.config import (
     check_resize_settings,
     resolve_processing,
 )
-from litecls.processing.image import ImageInput, image_error
+from litecls.processing.image import ImageInput, ImageLimits, image_error
 from litecls.processing.postprocess import category_mask, dequantize, is_ambiguous, to_probabilities, top_k
 from litecls.processing.preprocess import Normalization, preprocess
 from litecls.runtime.interpreter import (
@@ -117,6 +117,8 @@ class ImageClassifierOptions:
     metadata (they override metadata when given). ``resize_policy``:
     "crop" (keep aspect ratio, centre crop of ``crop_pct``) or "squash".
     ``cache_dir``: where zoo models are built (default: the zoo's cache).
+    ``image_limits``: the memory budget of one image (width, height, pixels,
+    aspect ratio, memory; default :data:`litecls.processing.image.DEFAULT_LIMITS`).
     """
 
     model_path: str | os.PathLike
@@ -135,6 +137,7 @@ class ImageClassifierOptions:
     ambiguity_min_score: float = 0.5
     ambiguity_margin: float = 0.1
     cache_dir: str | os.PathLike | None = None
+    image_limits: ImageLimits | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -377,7 +380,7 @@ class ImageClassifier:
         image never stops a batch.
         """
         try:
-            return preprocess(image, self._signature.input, self._processing)
+            return preprocess(image, self._signature.input, self._processing, self._options.image_limits)
         except ImageError:
             raise
         except Exception as exc:
