@@ -17,7 +17,7 @@ from ai_edge_litert import schema_py_generated as tflite_schema
 
 from litecls.errors import MetadataError, ModelFileError
 from litecls.metadata import metadata_schema_py_generated as mfb
-from litecls.metadata.types import PROCESSING_FILE, ModelMetadata
+from litecls.metadata.types import PROCESSING_FILE, ModelMetadata, OutputHead
 
 #: Key of the metadata entry in the model flatbuffer, as MediaPipe and the Task Library write it.
 METADATA_KEY = "TFLITE_METADATA"
@@ -116,10 +116,18 @@ def read_metadata(model: bytes | str | os.PathLike) -> ModelMetadata | None:
     graph = md.subgraphMetadata[0] if md.subgraphMetadata else None
     if graph is not None and graph.inputTensorMetadata:
         _read_input(graph.inputTensorMetadata[0], meta)
-    if graph is not None and graph.outputTensorMetadata:
-        output = graph.outputTensorMetadata[0]
+    for output in (graph.outputTensorMetadata or []) if graph is not None else []:
         named += list(output.associatedFiles or [])
-        _read_labels(output, files, meta)
+        head = OutputHead(name=_text(output.name))
+        _read_labels(output, files, head)
+        head.score_threshold = _score_threshold(output)
+        meta.heads.append(head)
+    if meta.heads:
+        first = meta.heads[0]
+        meta.labels, meta.display_names = first.labels, first.display_names
+        meta.head_name, meta.score_threshold = first.name, first.score_threshold
+    if len(meta.heads) == 1:
+        meta.heads = []
     for assoc in (md.associatedFiles or []):
         if _text(assoc.name) == PROCESSING_FILE and PROCESSING_FILE in files:
             meta.processing = _processing(files[PROCESSING_FILE])
@@ -138,7 +146,14 @@ def _read_input(tensor: mfb.TensorMetadataT, meta: ModelMetadata) -> None:
         meta.color_space = "GRAYSCALE" if grey else "RGB"
 
 
-def _read_labels(tensor: mfb.TensorMetadataT, files: dict[str, bytes], meta: ModelMetadata) -> None:
+def _score_threshold(tensor: mfb.TensorMetadataT) -> float | None:
+    for unit in tensor.processUnits or []:
+        if unit.optionsType == mfb.ProcessUnitOptions.ScoreThresholdingOptions and unit.options is not None:
+            return float(unit.options.globalScoreThreshold)
+    return None
+
+
+def _read_labels(tensor: mfb.TensorMetadataT, files: dict[str, bytes], meta: OutputHead) -> None:
     for assoc in tensor.associatedFiles or []:
         if assoc.type != mfb.AssociatedFileType.TENSOR_AXIS_LABELS:
             continue

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from litecls.errors import ImageError
+from litecls.processing.region import ImageProcessingOptions, apply_region
 
 #: Images above this many pixels are refused before decoding (decompression bombs).
 MAX_IMAGE_PIXELS = 100_000_000
@@ -108,6 +109,8 @@ def to_mode(image: Image.Image, channels: int = 3) -> Image.Image:
 def load_image(source: ImageInput, channels: int = 3,
                draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Any supported input (path, bytes, PIL image, HxWx3 / HxW uint8 array) as an upright RGB/L image."""
+    if not isinstance(source, np.ndarray) and callable(getattr(source, "numpy_view", None)):
+        source = np.asarray(source.numpy_view())  # a MediaPipe (or litecls.compat) Image
     if isinstance(source, np.ndarray):
         if source.dtype != np.uint8 or source.ndim not in (2, 3) or (
                 source.ndim == 3 and source.shape[2] not in (1, 3, 4)):
@@ -149,11 +152,19 @@ def resize_and_crop(image: Image.Image, size: tuple[int, int], crop_pct: float =
 
 def prepare_image(source: ImageInput, size: tuple[int, int], channels: int = 3,
                   crop_pct: float = 1.0, interpolation: str = "bilinear",
-                  policy: str = "crop") -> np.ndarray:
-    """Decode, orient, convert and resize: returns an HxWxC uint8 array of the model's size."""
+                  policy: str = "crop", region: ImageProcessingOptions | None = None) -> np.ndarray:
+    """Decode, orient, convert, cut the region and rotate (``region``), resize.
+
+    Returns an HxWxC uint8 array of the model's size; raises
+    :class:`ImageError` for an unreadable image and ``ValueError`` for a
+    region that does not fit the image.
+    """
     height, width = size
-    # DCT scaling keeps at least twice the final resolution so the resample still anti-aliases.
-    draft = (int(2 * width / crop_pct), int(2 * height / crop_pct))
-    image = resize_and_crop(load_image(source, channels, draft), size, crop_pct, interpolation, policy)
+    # DCT scaling keeps at least twice the final resolution so the resample still anti-aliases
+    # (not with a region: a small region of a large photo needs the full resolution).
+    identity = region is None or region.is_identity
+    draft = (int(2 * width / crop_pct), int(2 * height / crop_pct)) if identity else None
+    image = apply_region(load_image(source, channels, draft), region)
+    image = resize_and_crop(image, size, crop_pct, interpolation, policy)
     array = np.asarray(image, dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array
