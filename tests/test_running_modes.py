@@ -52,12 +52,12 @@ def _scores(result: ClassificationResult) -> np.ndarray:
 def test_each_mode_refuses_the_methods_of_the_others(model: Path, photos) -> None:
     image = photos[0]
     with ImageClassifier.create_from_options(_options(model)) as classifier:
-        with pytest.raises(ValueError, match="not initialized with the video mode.*image mode"):
+        with pytest.raises(ValueError, match=r"not initialized with the video mode.*image mode"):
             classifier.classify_for_video(image, 0)
         with pytest.raises(ValueError, match="not initialized with the live stream mode"):
             classifier.classify_async(image, 0)
     with ImageClassifier.create_from_options(_options(model, running_mode=RunningMode.VIDEO)) as classifier:
-        with pytest.raises(ValueError, match="not initialized with the image mode.*video mode"):
+        with pytest.raises(ValueError, match=r"not initialized with the image mode.*video mode"):
             classifier.classify(image)
         with pytest.raises(ValueError, match="image mode"):
             list(classifier.classify_many([image]))
@@ -167,7 +167,8 @@ def test_region_of_interest_and_rotation_equal_cutting_and_turning_the_image(mod
                                       _scores(classifier.classify(np.ascontiguousarray(np.rot90(cut, -1)))))
         assert not np.array_equal(_scores(classifier.classify(photo, both)), plain)
         with pytest.raises(ValueError, match="extends past"):
-            classifier.classify(photo, ImageProcessingOptions(region_of_interest=BoundingBox(0, 0, width + 1, 5)))
+            classifier.classify(photo, ImageProcessingOptions(
+                region_of_interest=BoundingBox(0, 0, width + 1, 5)))
     with ImageClassifier.create_from_options(_options(model, running_mode=RunningMode.VIDEO)) as video:
         np.testing.assert_array_equal(
             _scores(video.classify_for_video(photo, 1, ImageProcessingOptions(region_of_interest=box))),
@@ -229,7 +230,8 @@ def test_empty_lists_and_none_mean_the_defaults(model: Path, photos) -> None:
     for kwargs in ({"category_allowlist": []}, {"category_denylist": []}, {"max_results": None},
                    {"score_threshold": None}, {"display_names_locale": None},
                    {"category_allowlist": [], "category_denylist": []}):
-        with ImageClassifier.create_from_options(ImageClassifierOptions(model_path=str(model), **kwargs)) as c:
+        options = ImageClassifierOptions(model_path=str(model), **kwargs)
+        with ImageClassifier.create_from_options(options) as c:
             result = c.classify(photo)
             assert result.categories == expected.categories, kwargs
             assert len(result.categories) == 5
