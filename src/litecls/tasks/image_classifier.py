@@ -53,7 +53,12 @@ from litecls.errors import (
 )
 from litecls.metadata import PROCESSING_FILE, ModelMetadata, read_metadata
 from litecls.models.registry import ModelConfig, get_config, list_models
-from litecls.processing.config import ProcessingConfig, check_resize_settings, resolve_processing
+from litecls.processing.config import (
+    ProcessingConfig,
+    check_resize_settings,
+    default_normalization,
+    resolve_processing,
+)
 from litecls.processing.image import ImageInput
 from litecls.processing.postprocess import category_mask, dequantize, is_ambiguous, to_probabilities, top_k
 from litecls.processing.preprocess import preprocess
@@ -198,9 +203,12 @@ class ImageClassifier:
         self._interpreter = interpreter_from_bytes(_data, _name, options.num_threads)
         self._signature: ClassifierSignature = describe_classifier(self._interpreter, _name)
         self._metadata = self._read_metadata(_data, _name, options)
+        mean, std = options.mean, options.std
+        if not options.normalize_quantized_input and self._signature.input.quantized:
+            mean, std = default_normalization(self._signature.input)  # raw pixels, as MediaPipe feeds them
         try:
             self._processing = resolve_processing(
-                self._signature.input, self._metadata, _zoo, mean=options.mean, std=options.std,
+                self._signature.input, self._metadata, _zoo, mean=mean, std=std,
                 crop_pct=options.crop_pct, interpolation=options.interpolation,
                 resize_policy=options.resize_policy)
         except ValueError as exc:

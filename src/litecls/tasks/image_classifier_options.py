@@ -86,7 +86,10 @@ class ImageClassifierOptions:
     ``resize_policy``: "crop" (keep aspect ratio, centre crop of
     ``crop_pct``) or "squash". ``raw_scores``: report the model's scores as
     they are (dequantized) instead of probabilities (softmax of logits,
-    renormalised quantized outputs). ``cache_dir``: where zoo models are built.
+    renormalised quantized outputs). ``normalize_quantized_input``: apply
+    the metadata's mean/std before quantizing a uint8/int8 input (litecls);
+    False feeds raw pixels (uint8; int8 as pixel - 128) as MediaPipe and the
+    Task Library do. ``cache_dir``: where zoo models are built.
     """
 
     model_path: str | os.PathLike | None = None
@@ -109,6 +112,7 @@ class ImageClassifierOptions:
     running_mode: RunningMode = RunningMode.IMAGE
     result_callback: ResultCallback | None = None
     raw_scores: bool = False
+    normalize_quantized_input: bool = True
 
     def __post_init__(self) -> None:
         self.validate()

@@ -3,7 +3,8 @@
 :class:`ImageClassifier` is litecls's task set up as MediaPipe's:
 ``max_results=None`` gives every category, scores are the model's own
 (dequantized; no softmax, no renormalisation), the whole image is squashed
-to the input size (bilinear), ``display_names_locale=None`` means "en", an
+to the input size (bilinear), a uint8 input gets raw pixels (the metadata's
+mean/std apply to float inputs only), ``display_names_locale=None`` means "en", an
 allowlist or denylist name that matches no label is ignored, and
 ``score_threshold`` may be any number (the metadata's threshold when unset).
 """
@@ -61,8 +62,8 @@ class ImageClassifierOptions:
             max_results=-1 if self.max_results is None or self.max_results < 0 else self.max_results,
             score_threshold=self.score_threshold, category_allowlist=self.category_allowlist,
             category_denylist=self.category_denylist, result_callback=self.result_callback,
-            raw_scores=True, resize_policy="squash", crop_pct=1.0, interpolation="bilinear",
-            ambiguity_min_score=0.0, ambiguity_margin=0.0)
+            raw_scores=True, normalize_quantized_input=False, resize_policy="squash", crop_pct=1.0,
+            interpolation="bilinear", ambiguity_min_score=0.0, ambiguity_margin=0.0)
 
 
 class ImageClassifier(_Classifier):
@@ -73,6 +74,8 @@ class ImageClassifier(_Classifier):
     """
 
     _strict_category_names = False
+    #: As in MediaPipe's guide (``mp.tasks.vision.ImageClassifier.ImageClassifierResult``).
+    ImageClassifierResult = ClassificationResult
 
     @classmethod
     def create_from_model_path(cls, model_path: str) -> ImageClassifier:  # type: ignore[override]
