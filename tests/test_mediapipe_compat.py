@@ -274,3 +274,28 @@ def test_region_and_rotation_agree_with_mediapipe_on_real_photos(zoo_model) -> N
             print(f"\n{name}: litecls has MediaPipe's top-1 on {agree} of {len(photos)} photos"
                   + (f"; MediaPipe on the exactly turned photo: {consistent}" if degrees else ""))
             assert agree >= needed * len(photos), name
+
+
+@pytest.mark.parametrize("transformation", ["IDENTITY", "LOG", "INVERSE_LOGISTIC"])
+def test_score_calibration_and_threshold_match_mediapipe(zoo_model, tmp_path: Path,
+                                                        transformation: str) -> None:
+    """MediaPipe reads the calibration litecls writes, and both compute the same calibrated scores."""
+    import mediapipe as real
+    from test_score_calibration import calibrated_model
+
+    import litecls.compat.mediapipe as compat
+
+    path = tmp_path / "calibrated.tflite"
+    path.write_bytes(calibrated_model(zoo_model("mobilenet_v2", "int8"), transformation, threshold=0.03))
+    pixels = np.asarray(Image.open(agreement_photos()[0]).convert("RGB").resize((224, 224)))
+    results = []
+    for m, image in ((real, real.Image(image_format=real.ImageFormat.SRGB, data=pixels)),
+                     (compat, compat.Image(compat.ImageFormat.SRGB, pixels))):
+        options = m.tasks.vision.ImageClassifierOptions(
+            base_options=m.tasks.BaseOptions(model_asset_path=str(path)))
+        with m.tasks.vision.ImageClassifier.create_from_options(options) as classifier:
+            results.append(classifier.classify(image).classifications[0].categories)
+    theirs, ours = results
+    assert 0 < len(ours) == len(theirs) < 1000  # the metadata's threshold applied by both
+    by_index = {c.index: c.score for c in theirs}
+    np.testing.assert_allclose([c.score for c in ours], [by_index[c.index] for c in ours], atol=1e-6, rtol=0)

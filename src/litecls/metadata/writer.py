@@ -90,12 +90,30 @@ def _output_metadata(head: OutputHead, tensor_type: int,
         files[name] = ("\n".join(names) + "\n").encode()
         assocs.append(_label_file(name, locale))
     tensor.associatedFiles = assocs or None
+    units = []
+    calibration = head.score_calibration
+    if calibration is not None:
+        unit = mfb.ProcessUnitT()
+        unit.optionsType = mfb.ProcessUnitOptions.ScoreCalibrationOptions
+        unit.options = mfb.ScoreCalibrationOptionsT()
+        unit.options.scoreTransformation = getattr(mfb.ScoreTransformationType, calibration.transformation)
+        unit.options.defaultScore = float(calibration.default_score)
+        units.append(unit)
+        name = f"{prefix}{calibration.file_name}"
+        lines = ["" if p is None else ",".join(repr(float(v)) for v in p if v is not None)
+                 for p in calibration.parameters]
+        files[name] = "\n".join(lines).encode()  # no final newline: MediaPipe would count one more line
+        assoc = mfb.AssociatedFileT()
+        assoc.name, assoc.description = name, "Sigmoid parameters (scale,slope,offset[,min_score]) per class."
+        assoc.type = mfb.AssociatedFileType.TENSOR_AXIS_SCORE_CALIBRATION
+        tensor.associatedFiles = [*(tensor.associatedFiles or []), assoc]
     if head.score_threshold is not None:
         unit = mfb.ProcessUnitT()
         unit.optionsType = mfb.ProcessUnitOptions.ScoreThresholdingOptions
         unit.options = mfb.ScoreThresholdingOptionsT()
         unit.options.globalScoreThreshold = float(head.score_threshold)
-        tensor.processUnits = [unit]
+        units.append(unit)
+    tensor.processUnits = units or None
     return tensor, files
 
 
@@ -126,7 +144,7 @@ def metadata_flatbuffer(meta: ModelMetadata, input_type: int,
     graph.inputTensorMetadata = [_input_metadata(meta, input_type)]
     output_types = output_type if isinstance(output_type, list) else [output_type]
     heads = list(meta.heads) or [OutputHead(meta.head_name, meta.labels, meta.display_names,
-                                            meta.score_threshold)]
+                                            meta.score_threshold, meta.score_calibration)]
     if len(heads) != len(output_types):
         raise ValueError(f"the metadata describes {len(heads)} output head(s), but the model has "
                          f"{len(output_types)} output(s)")

@@ -194,13 +194,13 @@ def describe_classifier(interpreter: Interpreter, name: str = "model") -> Classi
     """Check that ``interpreter`` runs an image classifier and describe its two tensors.
 
     Expected: exactly one input ``[1, H, W, C]`` with C in (1, 3) of dtype
-    float32/uint8/int8, and one output ``[1, N]`` or ``[N]`` of dtype
+    float32/uint8/int8, and one or more outputs ``[1, N]`` or ``[N]`` of dtype
     float32/uint8/int8. Anything else raises :class:`ModelFileError` that
     states what was found and what is expected.
     """
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     expected_in = "one image input of shape [1, height, width, 1 or 3] (float32, uint8 or int8)"
-    expected_out = "score outputs of shape [1, N] or [N] (float32, uint8 or int8)"
+    expected_out = "one score output of shape [1, N] or [N] (float32, uint8 or int8), or several (multi-head)"
     if len(inputs) != 1:
         raise ModelFileError(f"{name}: not an image classifier: it has {len(inputs)} inputs, "
                              f"expected {expected_in}")

@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -51,7 +51,7 @@ from litecls.errors import (
     ModelFileError,
     UnknownModelError,
 )
-from litecls.metadata import PROCESSING_FILE, ModelMetadata, read_metadata
+from litecls.metadata import PROCESSING_FILE, ModelMetadata, ScoreCalibration, read_metadata
 from litecls.models.registry import ModelConfig, get_config, list_models
 from litecls.processing.config import (
     ProcessingConfig,
@@ -60,7 +60,14 @@ from litecls.processing.config import (
     resolve_processing,
 )
 from litecls.processing.image import ImageInput
-from litecls.processing.postprocess import category_mask, dequantize, is_ambiguous, to_probabilities, top_k
+from litecls.processing.postprocess import (
+    calibrate,
+    category_mask,
+    dequantize,
+    is_ambiguous,
+    to_probabilities,
+    top_k,
+)
 from litecls.processing.preprocess import preprocess
 from litecls.processing.region import ImageProcessingOptions
 from litecls.runtime.interpreter import (
@@ -162,6 +169,7 @@ class _Head:
     display_names: list[str] | None
     mask: np.ndarray | None
     threshold: float | None
+    calibration: ScoreCalibration | None = None
 
 
 @dataclass
@@ -246,13 +254,22 @@ class ImageClassifier:
                               f"model outputs {spec.num_classes} classes{which}")
         mask = self._mask(labels, names)
         if head_meta is not None:
-            name, default_threshold = head_meta.name, head_meta.score_threshold
+            name, default_threshold, calibration = (head_meta.name, head_meta.score_threshold,
+                                                    head_meta.score_calibration)
         elif meta is not None and i == 0:
             name, default_threshold = meta.head_name, meta.score_threshold
+            calibration = meta.score_calibration
         else:
-            name, default_threshold = None, None
+            name, default_threshold, calibration = None, None, None
+        if (calibration is not None and len(calibration.parameters) == spec.num_classes + 1
+                and calibration.parameters[-1] is None):  # a final newline
+            calibration = replace(calibration, parameters=calibration.parameters[:-1])
+        if calibration is not None and len(calibration.parameters) != spec.num_classes:
+            raise MetadataError(f"{self._name}: the score calibration file has {len(calibration.parameters)} "
+                                f"lines, but the model outputs {spec.num_classes} classes{which}")
         threshold = options.score_threshold if options.score_threshold is not None else default_threshold
-        return _Head(spec, name or None, labels, names, mask, None if threshold is None else float(threshold))
+        return _Head(spec, name or None, labels, names, mask, None if threshold is None else float(threshold),
+                     calibration)
 
     def _mask(self, labels: list[str] | None, names: list[str] | None) -> np.ndarray | None:
         """The allow/deny mask of a head; an empty list is no filter (as in MediaPipe)."""
@@ -550,7 +567,9 @@ class ImageClassifier:
         for i, (head, raw) in enumerate(zip(self._heads, raws, strict=True)):
             out = head.spec
             scores = dequantize(raw.reshape(-1), out.scale, out.zero_point)
-            if opts.raw_scores:
+            if head.calibration is not None:  # calibrated scores are each class's probability already
+                probs, applied = calibrate(scores, head.calibration), False
+            elif opts.raw_scores:
                 probs, applied = scores.astype(np.float64), False
             else:
                 # Quantized probabilities do not sum to exactly 1: allow one step per class.
