@@ -26,7 +26,8 @@ def test_classify_flags_reach_the_preprocessing(capsys, zoo_model) -> None:
     assert status == 0 and len(lines) == len(PHOTOS)
     flagged = ImageClassifierOptions(model_path=model, max_results=3, **settings)
     default = ImageClassifierOptions(model_path=model, max_results=3)
-    with ImageClassifier.create_from_options(flagged) as ours, ImageClassifier.create_from_options(default) as plain:
+    with ImageClassifier.create_from_options(flagged) as ours, \
+            ImageClassifier.create_from_options(default) as plain:
         assert ours.resize == ("squash", 0.8, "nearest")
         changed = 0
         for line, photo in zip(lines, PHOTOS, strict=True):
