@@ -204,6 +204,8 @@ def test_model_bytes_give_the_same_results_as_the_path(model: Path, photos) -> N
 def test_model_source_and_delegate_errors_have_mediapipes_builtin_types(model: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no such model file"):
         ImageClassifier.create_from_options(_options(tmp_path / "missing.tflite"))
+    with pytest.raises(FileNotFoundError, match="not a zoo model"):
+        ImageClassifier.create_from_model_path("resnet9000")
     with pytest.raises(ValueError, match="no model"):
         ImageClassifierOptions(base_options=BaseOptions())
     with pytest.raises(ValueError, match="not both"):

@@ -49,6 +49,7 @@ from litecls.errors import (
     LabelsError,
     MetadataError,
     ModelFileError,
+    ModelNotFoundError,
     UnknownModelError,
 )
 from litecls.metadata import PROCESSING_FILE, ModelMetadata, ScoreCalibration, read_metadata
@@ -130,7 +131,7 @@ def resolve_model(model_path: str | os.PathLike,
     try:
         name, precision = parse_model_ref(text)
     except UnknownModelError:
-        raise ModelFileError(f"{text}: no such model file, and not a zoo model "
+        raise ModelNotFoundError(f"{text}: no such model file, and not a zoo model "
                              f"(zoo models: {', '.join(list_models())})") from None
     except ExportError as exc:
         raise ModelFileError(f"{text}: {exc}") from None
