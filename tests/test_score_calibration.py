@@ -1,4 +1,4 @@
-"""Score calibration and a default score threshold from the metadata (the Task Library's and MediaPipe's).
+"""Metadata the Task Library honours: score calibration, a default score threshold, display-name locales.
 
 A real zoo model gets ``ScoreCalibrationOptions`` with a parameters file and
 a ``ScoreThresholdingOptions``; litecls must read them back, write them the
@@ -103,3 +103,15 @@ def _buffer(data: bytes):
     from litecls.tasks import BaseOptions
 
     return BaseOptions(model_asset_buffer=data)
+
+
+def test_a_model_whose_only_label_file_has_a_locale_still_gets_category_names(model: Path) -> None:
+    data = model.read_bytes()
+    meta = read_metadata(data)
+    french = [f"classe {i}" for i in range(1000)]
+    meta.labels, meta.display_names = [], {"fr": french}
+    with ImageClassifier.create_from_options(ImageClassifierOptions(
+            base_options=_buffer(write_metadata(data, meta)), display_names_locale="fr")) as classifier:
+        top = classifier.classify(np.asarray(Image.open(PHOTO).convert("RGB"))).top
+    assert classifier.labels == french
+    assert top.category_name == top.display_name == french[top.index]
