@@ -251,3 +251,21 @@ def test_category_fields_are_in_mediapipes_order_and_the_first_head_is_the_short
     top = result.top
     assert top.category_name == classifier.labels[top.index]
     assert top.display_name == classifier.display_names[top.index]
+
+
+def test_a_live_stream_classifier_dropped_without_close_ends_its_worker(model: Path, photos) -> None:
+    import gc
+
+    got: list[int] = []
+    options = _options(model, running_mode=RunningMode.LIVE_STREAM,
+                       result_callback=lambda r, image, ts: got.append(ts))
+    classifier = ImageClassifier.create_from_options(options)
+    classifier.classify_async(photos[0], 1)
+    worker = classifier._live._thread
+    deadline = time.perf_counter() + 30
+    while not got and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    del classifier
+    gc.collect()
+    worker.join(timeout=30)
+    assert got == [1] and not worker.is_alive()

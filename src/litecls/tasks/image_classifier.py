@@ -32,6 +32,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -653,6 +654,11 @@ class ImageClassifier:
         with self._lock:
             self._interpreter = None
 
+    def __del__(self) -> None:
+        live = getattr(self, "_live", None)
+        if live is not None:  # dropped without close(): end the LIVE_STREAM worker
+            live.close()
+
     def __enter__(self) -> ImageClassifier:
         return self
 
@@ -676,7 +682,8 @@ class _LiveStream:
     """LIVE_STREAM mode: one worker thread, one frame in flight, at most one waiting (the newest)."""
 
     def __init__(self, classifier: ImageClassifier, callback: Callable) -> None:
-        self._classifier = classifier
+        # A weak reference: a classifier dropped without close() is collected; its __del__ ends the worker.
+        self._classifier = weakref.ref(classifier)
         self._callback = callback
         self._cond = threading.Condition()
         self._current: tuple | None = None  # handed to the worker
@@ -692,7 +699,10 @@ class _LiveStream:
         with self._cond:
             if self._closing:
                 raise RuntimeError("this ImageClassifier is closed; create a new one")
-            self._classifier._check_timestamp(timestamp_ms)
+            classifier = self._classifier()
+            if classifier is None:
+                raise RuntimeError("this ImageClassifier is closed; create a new one")
+            classifier._check_timestamp(timestamp_ms)
             self.stats.submitted += 1
             frame = (image, kept, int(timestamp_ms), region)
             if not self._busy:
@@ -712,12 +722,15 @@ class _LiveStream:
                     return
                 frame = self._current
             original, kept, timestamp_ms, region = frame
+            classifier = self._classifier()
             try:
-                tensor = self._classifier.preprocess(kept, region)
-                result = self._classifier._run([tensor], timestamp_ms)
+                if classifier is None:
+                    raise RuntimeError("the classifier was garbage-collected")
+                result = classifier._run([classifier.preprocess(kept, region)], timestamp_ms)
             except Exception as exc:  # a bad frame must not stop the stream
                 _log.error("live stream frame at %d ms not classified: %s", timestamp_ms, exc)
                 result = None
+            del classifier  # hold no reference while idle
             if result is not None:
                 try:
                     self._callback(result, original, timestamp_ms)
