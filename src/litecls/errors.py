@@ -1,4 +1,10 @@
-"""Exceptions raised by litecls. Each names what went wrong and what to do about it."""
+"""Exceptions raised by litecls. Each names what went wrong and what to do about it.
+
+Each also derives from the built-in type that MediaPipe Tasks raises in the
+same situation (``ValueError`` for a bad model, option or input,
+``FileNotFoundError`` for a missing model file, ``RuntimeError`` for an
+accelerator that is not there), so handlers written for MediaPipe keep working.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ class ExportError(LiteclsError):
     """Conversion or quantization produced a file that does not check out."""
 
 
-class ImageError(LiteclsError):
+class ImageError(LiteclsError, ValueError):
     """An image that cannot be decoded: missing, empty, truncated, not an image, or too large."""
 
 
@@ -38,15 +44,23 @@ class VideoError(ImageError):
     """A video file that cannot be decoded: missing, empty, not a video, no video stream, corrupt."""
 
 
-class ModelFileError(LiteclsError):
+class ModelFileError(LiteclsError, ValueError):
     """A model file that is missing, not a TFLite flatbuffer, or not an image classifier."""
+
+
+class ModelNotFoundError(ModelFileError, FileNotFoundError):
+    """A model file that does not exist."""
+
+
+class DelegateError(LiteclsError, RuntimeError):
+    """An accelerator (delegate) that this LiteRT build or machine does not offer."""
 
 
 class MetadataError(ModelFileError):
     """A model whose TFLite metadata, or a file packed with it, is corrupt."""
 
 
-class LabelsError(LiteclsError):
+class LabelsError(LiteclsError, ValueError):
     """Labels that do not match the model (count, duplicates, unknown names)."""
 
 

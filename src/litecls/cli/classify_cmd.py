@@ -52,6 +52,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     lists = p.add_mutually_exclusive_group()
     lists.add_argument("--allow", nargs="+", metavar="LABEL", help="only report these categories")
     lists.add_argument("--deny", nargs="+", metavar="LABEL", help="never report these categories")
+    p.add_argument("--resize-policy", choices=("crop", "squash"),
+                   help="crop: keep the aspect ratio and cut the centre; squash: stretch to the input "
+                        "(default: the model's metadata, else crop)")
+    p.add_argument("--crop-pct", type=float, help="fraction of the short side kept by the crop (0-1]")
+    p.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest", "lanczos"),
+                   help="resampling filter (default: the model's metadata, else bilinear)")
+    p.add_argument("--locale", help="display-name locale of the model's label files (default: en)")
     p.add_argument("--threads", type=int, default=None, help="interpreter threads (default: LiteRT's)")
     p.add_argument("--workers", type=int, default=2, help="image decoding threads (default 2)")
     rate = p.add_mutually_exclusive_group()
@@ -207,9 +214,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
             model_path=model, max_results=args.top_k, score_threshold=args.threshold,
             category_allowlist=args.allow, category_denylist=args.deny, num_threads=args.threads,
             labels=args.labels, mean=tuple(args.mean) if args.mean else None,
-            std=tuple(args.std) if args.std else None, cache_dir=args.cache_dir)
+            std=tuple(args.std) if args.std else None, cache_dir=args.cache_dir,
+            resize_policy=args.resize_policy, crop_pct=args.crop_pct, interpolation=args.interpolation,
+            display_names_locale=args.locale)
         classifier = ImageClassifier.create_from_options(options)
-    except ValueError as exc:
+    except ValueError as exc:  # litecls's own errors (also ValueErrors) keep their exit status
         print(f"litecls: error: {exc}", file=sys.stderr)
         return 2
     failures = 0

@@ -146,12 +146,15 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"labels: {len(meta.labels)} ({shown})\n"
               f"display names: {', '.join(f'{k} ({len(v)})' for k, v in meta.display_names.items()) or '-'}\n"
               f"associated files: {', '.join(meta.associated_files) or '-'}")
+        for i, head in enumerate(meta.heads):
+            print(f"output head {i}: {head.name or '-'}, {len(head.labels)} labels")
     for kind, details in (("input", interpreter.get_input_details()),
                           ("output", interpreter.get_output_details())):
         for d in details:
             scale, zero_point = d["quantization"]
-            quant = f" scale={scale:.6g} zero_point={zero_point}" if scale else ""
-            print(f"{kind} tensor: {d['name']} {[int(x) for x in d['shape']]} {d['dtype'].__name__}{quant}")
+            quant = f" scale={float(scale):.6g} zero_point={int(zero_point)}" if scale else ""
+            shape = [int(v) for v in d["shape"]]  # plain integers, not np.int32(224)
+            print(f"{kind} tensor: {d['name']} {shape} {d['dtype'].__name__}{quant}")
     # Whether ImageClassifier would take it (a feature extractor or NaN outputs would be refused).
     from litecls.runtime.interpreter import check_scores, describe_classifier
 

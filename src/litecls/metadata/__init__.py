@@ -8,8 +8,13 @@
 from __future__ import annotations
 
 from litecls.metadata.reader import metadata_buffer, packed_files, read_metadata
-from litecls.metadata.types import PROCESSING_FILE, ModelMetadata
+from litecls.metadata.types import (
+    PROCESSING_FILE,
+    ModelMetadata,
+    OutputHead,
+    ScoreCalibration,
+)
 from litecls.metadata.writer import MIN_PARSER_VERSION, strip_metadata, write_metadata
 
-__all__ = ["MIN_PARSER_VERSION", "PROCESSING_FILE", "ModelMetadata", "metadata_buffer", "packed_files",
-           "read_metadata", "strip_metadata", "write_metadata"]
+__all__ = ["MIN_PARSER_VERSION", "PROCESSING_FILE", "ModelMetadata", "OutputHead", "ScoreCalibration",
+           "metadata_buffer", "packed_files", "read_metadata", "strip_metadata", "write_metadata"]

@@ -17,7 +17,7 @@ from ai_edge_litert import schema_py_generated as tflite_schema
 
 from litecls.errors import MetadataError, ModelFileError
 from litecls.metadata import metadata_schema_py_generated as mfb
-from litecls.metadata.types import PROCESSING_FILE, ModelMetadata
+from litecls.metadata.types import PROCESSING_FILE, ModelMetadata, OutputHead, ScoreCalibration
 
 #: Key of the metadata entry in the model flatbuffer, as MediaPipe and the Task Library write it.
 METADATA_KEY = "TFLITE_METADATA"
@@ -116,10 +116,20 @@ def read_metadata(model: bytes | str | os.PathLike) -> ModelMetadata | None:
     graph = md.subgraphMetadata[0] if md.subgraphMetadata else None
     if graph is not None and graph.inputTensorMetadata:
         _read_input(graph.inputTensorMetadata[0], meta)
-    if graph is not None and graph.outputTensorMetadata:
-        output = graph.outputTensorMetadata[0]
+    for output in (graph.outputTensorMetadata or []) if graph is not None else []:
         named += list(output.associatedFiles or [])
-        _read_labels(output, files, meta)
+        head = OutputHead(name=_text(output.name))
+        _read_labels(output, files, head)
+        head.score_threshold = _score_threshold(output)
+        head.score_calibration = _score_calibration(output, files)
+        meta.heads.append(head)
+    if meta.heads:
+        first = meta.heads[0]
+        meta.labels, meta.display_names = first.labels, first.display_names
+        meta.head_name, meta.score_threshold = first.name, first.score_threshold
+        meta.score_calibration = first.score_calibration
+    if len(meta.heads) == 1:
+        meta.heads = []
     for assoc in (md.associatedFiles or []):
         if _text(assoc.name) == PROCESSING_FILE and PROCESSING_FILE in files:
             meta.processing = _processing(files[PROCESSING_FILE])
@@ -138,7 +148,44 @@ def _read_input(tensor: mfb.TensorMetadataT, meta: ModelMetadata) -> None:
         meta.color_space = "GRAYSCALE" if grey else "RGB"
 
 
-def _read_labels(tensor: mfb.TensorMetadataT, files: dict[str, bytes], meta: ModelMetadata) -> None:
+def _score_threshold(tensor: mfb.TensorMetadataT) -> float | None:
+    for unit in tensor.processUnits or []:
+        if unit.optionsType == mfb.ProcessUnitOptions.ScoreThresholdingOptions and unit.options is not None:
+            return float(unit.options.globalScoreThreshold)
+    return None
+
+
+_TRANSFORMATIONS = {mfb.ScoreTransformationType.IDENTITY: "IDENTITY", mfb.ScoreTransformationType.LOG: "LOG",
+                    mfb.ScoreTransformationType.INVERSE_LOGISTIC: "INVERSE_LOGISTIC"}
+
+
+def _score_calibration(tensor: mfb.TensorMetadataT, files: dict[str, bytes]) -> ScoreCalibration | None:
+    options = next((unit.options for unit in tensor.processUnits or []
+                    if unit.optionsType == mfb.ProcessUnitOptions.ScoreCalibrationOptions), None)
+    assoc = next((a for a in tensor.associatedFiles or []
+                  if a.type == mfb.AssociatedFileType.TENSOR_AXIS_SCORE_CALIBRATION), None)
+    if options is None or assoc is None or _text(assoc.name) not in files:
+        return None  # (a named but missing file is reported through ``missing_files``)
+    name = _text(assoc.name)
+    parameters: list[tuple[float, float, float, float | None] | None] = []
+    try:
+        for number, line in enumerate(files[name].decode("utf-8").split("\n"), 1):
+            values = [float(v) for v in line.split(",")] if line.strip() else []
+            if values and len(values) not in (3, 4):
+                raise ValueError(f"line {number} has {len(values)} values, "
+                                 "expected scale,slope,offset[,min_score]")
+            parameters.append((values[0], values[1], values[2], values[3] if len(values) == 4 else None)
+                              if values else None)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MetadataError(f"score calibration file {name!r} packed in the model is invalid: "
+                            f"{exc}") from None
+    transformation = _TRANSFORMATIONS.get(options.scoreTransformation)
+    if transformation is None:
+        raise MetadataError(f"unknown score transformation {options.scoreTransformation} in the metadata")
+    return ScoreCalibration(transformation, float(options.defaultScore), parameters, name)
+
+
+def _read_labels(tensor: mfb.TensorMetadataT, files: dict[str, bytes], meta: OutputHead) -> None:
     for assoc in tensor.associatedFiles or []:
         if assoc.type != mfb.AssociatedFileType.TENSOR_AXIS_LABELS:
             continue

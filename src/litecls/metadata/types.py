@@ -12,6 +12,40 @@ PROCESSING_FILE = "litecls_processing.json"
 
 
 @dataclass
+class ScoreCalibration:
+    """Sigmoid score calibration of an output (``ScoreCalibrationOptions`` and its parameters file).
+
+    ``transformation``: "IDENTITY", "LOG" or "INVERSE_LOGISTIC", applied to a
+    raw score before the sigmoid. ``parameters``: one entry per class,
+    ``(scale, slope, offset, min_score or None)``, or ``None`` for a class
+    without parameters (it gets ``default_score``), as the Task Library and
+    MediaPipe read the file (one line ``scale,slope,offset[,min_score]`` per class).
+    """
+
+    transformation: str = "IDENTITY"
+    default_score: float = 0.0
+    parameters: list[tuple[float, float, float, float | None] | None] = field(default_factory=list)
+    file_name: str = "score_calibration.txt"
+
+
+@dataclass
+class OutputHead:
+    """One score output (classifier head) of a model: its tensor metadata name and label files.
+
+    ``labels``: category names (the label file without locale);
+    ``display_names``: locale -> names. ``score_threshold``: the default
+    threshold of its ``ScoreThresholdingOptions``, or ``None``;
+    ``score_calibration``: its :class:`ScoreCalibration`, or ``None``.
+    """
+
+    name: str = ""
+    labels: list[str] = field(default_factory=list)
+    display_names: dict[str, list[str]] = field(default_factory=dict)
+    score_threshold: float | None = None
+    score_calibration: ScoreCalibration | None = None
+
+
+@dataclass
 class ModelMetadata:
     """The parts of the TFLite metadata schema that image classifiers use.
 
@@ -20,6 +54,12 @@ class ModelMetadata:
     (its label file without locale); ``display_names``: locale -> names
     (label files with a locale). ``processing``: the contents of
     :data:`PROCESSING_FILE` when the model carries it, else ``None``.
+    ``head_name``/``score_threshold``/``score_calibration``: the score
+    output's tensor metadata name, default score threshold
+    (``ScoreThresholdingOptions``) and :class:`ScoreCalibration`.
+    ``heads``: for a model with several score outputs only, one
+    :class:`OutputHead` per output in output order (then ``labels``,
+    ``display_names``, ``head_name`` and ``score_threshold`` are the first's).
     ``associated_files``: names of the files packed in the model.
     ``missing_files``: files the metadata names but the model does not carry.
     """
@@ -35,6 +75,10 @@ class ModelMetadata:
     labels: list[str] = field(default_factory=list)
     display_names: dict[str, list[str]] = field(default_factory=dict)
     processing: dict[str, Any] | None = None
+    head_name: str = "score"
+    score_threshold: float | None = None
+    score_calibration: ScoreCalibration | None = None
+    heads: list[OutputHead] = field(default_factory=list)
     min_parser_version: str = ""
     associated_files: list[str] = field(default_factory=list)
     missing_files: list[str] = field(default_factory=list)

@@ -21,7 +21,7 @@ from ai_edge_litert import schema_py_generated as tflite_schema
 
 from litecls.metadata import metadata_schema_py_generated as mfb
 from litecls.metadata.reader import METADATA_IDENTIFIER, METADATA_KEY
-from litecls.metadata.types import PROCESSING_FILE, ModelMetadata
+from litecls.metadata.types import PROCESSING_FILE, ModelMetadata, OutputHead
 from litecls.runtime.flatbuffer import read_model, write_model
 
 #: Every feature written here exists since metadata schema 1.0.0.
@@ -67,9 +67,10 @@ def _label_file(name: str, locale: str | None) -> mfb.AssociatedFileT:
     return assoc
 
 
-def _output_metadata(meta: ModelMetadata, tensor_type: int) -> tuple[mfb.TensorMetadataT, dict[str, bytes]]:
+def _output_metadata(head: OutputHead, tensor_type: int,
+                     prefix: str = "") -> tuple[mfb.TensorMetadataT, dict[str, bytes]]:
     tensor = mfb.TensorMetadataT()
-    tensor.name, tensor.description = "score", "Score of the labels respectively."
+    tensor.name, tensor.description = head.name or "score", "Score of the labels respectively."
     tensor.content = mfb.ContentT()
     tensor.content.contentPropertiesType = mfb.ContentProperties.FeatureProperties
     tensor.content.contentProperties = mfb.FeaturePropertiesT()
@@ -81,25 +82,50 @@ def _output_metadata(meta: ModelMetadata, tensor_type: int) -> tuple[mfb.TensorM
         tensor.stats = _stats(None, None)
     files: dict[str, bytes] = {}
     assocs = []
-    if meta.labels:
-        files["labels.txt"] = ("\n".join(meta.labels) + "\n").encode()
-        assocs.append(_label_file("labels.txt", None))
-    for locale, names in meta.display_names.items():
-        name = f"labels_{locale}.txt"
+    if head.labels:
+        files[f"{prefix}labels.txt"] = ("\n".join(head.labels) + "\n").encode()
+        assocs.append(_label_file(f"{prefix}labels.txt", None))
+    for locale, names in head.display_names.items():
+        name = f"{prefix}labels_{locale}.txt"
         files[name] = ("\n".join(names) + "\n").encode()
         assocs.append(_label_file(name, locale))
     tensor.associatedFiles = assocs or None
+    units = []
+    calibration = head.score_calibration
+    if calibration is not None:
+        unit = mfb.ProcessUnitT()
+        unit.optionsType = mfb.ProcessUnitOptions.ScoreCalibrationOptions
+        unit.options = mfb.ScoreCalibrationOptionsT()
+        unit.options.scoreTransformation = getattr(mfb.ScoreTransformationType, calibration.transformation)
+        unit.options.defaultScore = float(calibration.default_score)
+        units.append(unit)
+        name = f"{prefix}{calibration.file_name}"
+        lines = ["" if p is None else ",".join(repr(float(v)) for v in p if v is not None)
+                 for p in calibration.parameters]
+        files[name] = "\n".join(lines).encode()  # no final newline: MediaPipe would count one more line
+        assoc = mfb.AssociatedFileT()
+        assoc.name, assoc.description = name, "Sigmoid parameters (scale,slope,offset[,min_score]) per class."
+        assoc.type = mfb.AssociatedFileType.TENSOR_AXIS_SCORE_CALIBRATION
+        tensor.associatedFiles = [*(tensor.associatedFiles or []), assoc]
+    if head.score_threshold is not None:
+        unit = mfb.ProcessUnitT()
+        unit.optionsType = mfb.ProcessUnitOptions.ScoreThresholdingOptions
+        unit.options = mfb.ScoreThresholdingOptionsT()
+        unit.options.globalScoreThreshold = float(head.score_threshold)
+        units.append(unit)
+    tensor.processUnits = units or None
     return tensor, files
 
 
 def metadata_flatbuffer(meta: ModelMetadata, input_type: int,
-                        output_type: int) -> tuple[bytes, dict[str, bytes]]:
+                        output_type: int | list[int]) -> tuple[bytes, dict[str, bytes]]:
     """The metadata flatbuffer for ``meta`` and the files to pack with it.
 
     Args:
         meta: what to write.
         input_type: the TFLite ``TensorType`` of the image input.
-        output_type: the TFLite ``TensorType`` of the score output.
+        output_type: the TFLite ``TensorType`` of the score output, or one per
+            output of a multi-head model (``meta.heads``).
 
     Returns:
         ``(flatbuffer bytes, {file name: contents})``.
@@ -116,8 +142,21 @@ def metadata_flatbuffer(meta: ModelMetadata, input_type: int,
     md.minParserVersion = MIN_PARSER_VERSION
     graph = mfb.SubGraphMetadataT()
     graph.inputTensorMetadata = [_input_metadata(meta, input_type)]
-    output, files = _output_metadata(meta, output_type)
-    graph.outputTensorMetadata = [output]
+    output_types = output_type if isinstance(output_type, list) else [output_type]
+    heads = list(meta.heads) or [OutputHead(meta.head_name, meta.labels, meta.display_names,
+                                            meta.score_threshold, meta.score_calibration)]
+    if len(heads) != len(output_types):
+        raise ValueError(f"the metadata describes {len(heads)} output head(s), but the model has "
+                         f"{len(output_types)} output(s)")
+    files: dict[str, bytes] = {}
+    graph.outputTensorMetadata = []
+    for i, (head, tensor_type) in enumerate(zip(heads, output_types, strict=True)):
+        # The first head's label files keep the usual names; later heads' are prefixed with theirs.
+        output, head_files = _output_metadata(head, tensor_type, "" if i == 0 else f"{head.name or i}_")
+        if set(head_files) & set(files):
+            raise ValueError(f"output heads must have distinct names, {head.name!r} repeats")
+        graph.outputTensorMetadata.append(output)
+        files.update(head_files)
     md.subgraphMetadata = [graph]
     if meta.processing is not None:
         assoc = mfb.AssociatedFileT()
@@ -146,13 +185,15 @@ def write_metadata(model: bytes, meta: ModelMetadata) -> bytes:
 
     Raises:
         ModelFileError: ``model`` is not a TFLite flatbuffer.
-        ValueError: ``meta`` is inconsistent (mean and std of different lengths).
+        ValueError: ``meta`` is inconsistent (mean and std of different lengths,
+            or ``meta.heads`` does not match the model's outputs).
     """
     obj = read_model(model)
     graph = obj.subgraphs[0]
     input_type = graph.tensors[graph.inputs[0]].type
-    output_type = graph.tensors[graph.outputs[0]].type
-    buffer_bytes, files = metadata_flatbuffer(meta, input_type, output_type)
+    output_types = [graph.tensors[i].type for i in graph.outputs]
+    buffer_bytes, files = metadata_flatbuffer(meta, input_type,
+                                              output_types if meta.heads else output_types[0])
     buffer = tflite_schema.BufferT()
     buffer.data = np.frombuffer(buffer_bytes, np.uint8)
     entries = [m for m in (obj.metadata or []) if (m.name or b"").decode() != METADATA_KEY]

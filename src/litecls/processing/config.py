@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from litecls.metadata.types import ModelMetadata
     from litecls.models.registry import ModelConfig
+    from litecls.processing.region import ImageProcessingOptions
     from litecls.runtime.interpreter import ImageInputSpec
 
 RESIZE_POLICIES = ("crop", "squash")
@@ -88,22 +89,26 @@ class ProcessingConfig:
         if any(v == 0 for v in self.std):
             raise ValueError(f"std must not be 0, got {self.std}")
 
-    def prepare(self, image: ImageInput, limits: ImageLimits | None = None) -> np.ndarray:
-        """Decode, orient, convert and resize ``image`` (path, bytes, PIL image or array).
+    def prepare(self, image: ImageInput, limits: ImageLimits | None = None,
+                region: ImageProcessingOptions | None = None) -> np.ndarray:
+        """Decode, orient, convert, cut and rotate (``region``) and resize ``image``.
 
         Args:
-            image: the image.
+            image: the image (path, bytes, PIL image or array).
             limits: the memory budget of one image (default
                 :data:`litecls.processing.image.DEFAULT_LIMITS`).
+            region: region of interest and rotation, applied before resizing.
 
         Returns:
             An HxWxC uint8 array of the input size.
 
         Raises:
             ImageError: the image cannot be read or decoded, or is over ``limits``.
+            ValueError: the region does not fit the image.
         """
         return prepare_image(image, self.input_size, self.channels, crop_pct=self.crop_pct,
-                             interpolation=self.interpolation, policy=self.resize_policy, limits=limits)
+                             interpolation=self.interpolation, policy=self.resize_policy, limits=limits,
+                             region=region)
 
     def resize(self, image: Image.Image) -> np.ndarray:
         """Resize an already decoded, upright image of the right mode to the input size (uint8 HxWxC).

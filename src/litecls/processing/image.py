@@ -38,6 +38,7 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from litecls.errors import ImageError
+from litecls.processing.region import ImageProcessingOptions, apply_region
 
 #: Images above this many pixels are refused before decoding (decompression bombs).
 MAX_IMAGE_PIXELS = 100_000_000
@@ -311,6 +312,8 @@ def load_image(source: ImageInput, channels: int = 3, draft_size: tuple[int, int
     ``draft_size``: decode (and reduce) no smaller than this, to save memory
     and time. Raises :class:`ImageError` naming the input and the cause.
     """
+    if not isinstance(source, np.ndarray) and callable(getattr(source, "numpy_view", None)):
+        source = np.asarray(source.numpy_view())  # a MediaPipe (or litecls.compat) Image
     if isinstance(source, np.ndarray):
         if source.dtype != np.uint8 or source.ndim not in (2, 3) or (
                 source.ndim == 3 and source.shape[2] not in (1, 3, 4)):
@@ -363,16 +366,21 @@ def resize_and_crop(image: Image.Image, size: tuple[int, int], crop_pct: float =
 
 def prepare_image(source: ImageInput, size: tuple[int, int], channels: int = 3,
                   crop_pct: float = 1.0, interpolation: str = "bilinear",
-                  policy: str = "crop", limits: ImageLimits | None = None) -> np.ndarray:
-    """Decode, orient, convert and resize: returns an HxWxC uint8 array of the model's size.
+                  policy: str = "crop", limits: ImageLimits | None = None,
+                  region: ImageProcessingOptions | None = None) -> np.ndarray:
+    """Decode, orient, convert, cut the region and rotate (``region``), resize.
 
-    ``limits``: the memory budget (default :data:`DEFAULT_LIMITS`). Raises
-    :class:`ImageError` naming the image for any failure.
+    Returns an HxWxC uint8 array of the model's size. ``limits``: the memory
+    budget (default :data:`DEFAULT_LIMITS`). Raises :class:`ImageError` naming
+    the image for any failure to read it, and ``ValueError`` for a region that
+    does not fit the image.
     """
     height, width = size
-    # DCT scaling keeps at least twice the final resolution so the resample still anti-aliases.
-    draft = (int(2 * width / crop_pct), int(2 * height / crop_pct))
-    image = load_image(source, channels, draft, limits)
+    # DCT scaling keeps at least twice the final resolution so the resample still anti-aliases
+    # (not with a region: a small region of a large photo needs the full resolution).
+    identity = region is None or region.is_identity
+    draft = (int(2 * width / crop_pct), int(2 * height / crop_pct)) if identity else None
+    image = apply_region(load_image(source, channels, draft, limits), region)
     try:
         image = resize_and_crop(image, size, crop_pct, interpolation, policy)
         array = np.asarray(image, dtype=np.uint8)

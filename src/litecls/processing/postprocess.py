@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from litecls.errors import LabelsError
+from litecls.metadata.types import ScoreCalibration
 
 #: How far from 1 the sum of a float output may be and still count as a distribution.
 PROBABILITY_ATOL = 0.05
@@ -140,3 +141,43 @@ def is_ambiguous(top_scores: Sequence[float] | np.ndarray, min_score: float = 0.
     first = float(top_scores[0])
     second = float(top_scores[1]) if len(top_scores) > 1 else 0.0
     return first < min_score or first - second < margin
+
+
+def calibrate(scores: np.ndarray, calibration: ScoreCalibration) -> np.ndarray:
+    """Calibrated scores, as the TFLite Task Library and MediaPipe compute them from the metadata.
+
+    For class ``i`` with parameters ``(scale, slope, offset, min_score)``:
+    ``scale / (1 + exp(-(slope * g(score) + offset)))`` with ``g`` the
+    transformation (identity, log, or log(s) - log(1 - s)); a class without
+    parameters, or whose score is under ``min_score``, gets ``default_score``.
+
+    Args:
+        scores: the dequantized scores, one per class.
+        calibration: the model's calibration metadata.
+
+    Returns:
+        float64 calibrated scores.
+
+    Raises:
+        ValueError: the parameters do not have one entry per class.
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    params = calibration.parameters
+    if len(params) != scores.size:
+        raise ValueError(f"score calibration has {len(params)} entries for {scores.size} classes")
+    out = np.full(scores.shape, float(calibration.default_score))
+    have = np.array([p is not None for p in params])
+    table = np.array([p[:3] if p is not None else (0.0, 0.0, 0.0) for p in params], dtype=np.float64)
+    minimum = np.array([p[3] if p is not None and p[3] is not None else -np.inf for p in params])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if calibration.transformation == "LOG":
+            x = np.log(scores)
+        elif calibration.transformation == "INVERSE_LOGISTIC":
+            x = np.log(scores) - np.log1p(-scores)
+        else:
+            x = scores
+        z = x * table[:, 1] + table[:, 2]
+        value = table[:, 0] / (1.0 + np.exp(-z))
+    use = have & (scores >= minimum)
+    out[use] = value[use]
+    return out

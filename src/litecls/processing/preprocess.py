@@ -12,6 +12,7 @@ import numpy as np
 
 from litecls.processing.config import ProcessingConfig
 from litecls.processing.image import ImageInput, ImageLimits
+from litecls.processing.region import ImageProcessingOptions
 from litecls.runtime.interpreter import ImageInputSpec
 
 Normalization = float | Sequence[float] | np.ndarray
@@ -27,7 +28,8 @@ def is_model_sized(image: object, spec: ImageInputSpec) -> bool:
 
 
 def prepare_pixels(image: ImageInput, input_spec: ImageInputSpec, config: ProcessingConfig,
-                   limits: ImageLimits | None = None) -> np.ndarray:
+                   limits: ImageLimits | None = None,
+                   region: ImageProcessingOptions | None = None) -> np.ndarray:
     """The uint8 HxWxC pixels that :func:`preprocess` normalises and quantizes.
 
     A uint8 array that already has the input's height, width and channels is
@@ -40,20 +42,23 @@ def prepare_pixels(image: ImageInput, input_spec: ImageInputSpec, config: Proces
         config: how to decode and resize.
         limits: the memory budget of one image (default
             :data:`litecls.processing.image.DEFAULT_LIMITS`).
+        region: region of interest and rotation, applied before resizing.
 
     Returns:
         A uint8 array of shape (height, width, channels).
 
     Raises:
         ImageError: the image cannot be read or decoded, or is over ``limits``.
+        ValueError: the region does not fit the image.
     """
-    if is_model_sized(image, input_spec):
+    if (region is None or region.is_identity) and is_model_sized(image, input_spec):
         return image.reshape(input_spec.height, input_spec.width, input_spec.channels)  # type: ignore[union-attr]
-    return config.prepare(image, limits)
+    return config.prepare(image, limits, region)
 
 
 def preprocess(image: ImageInput, input_spec: ImageInputSpec, config: ProcessingConfig,
-               limits: ImageLimits | None = None) -> np.ndarray:
+               limits: ImageLimits | None = None,
+               region: ImageProcessingOptions | None = None) -> np.ndarray:
     """The ``[1, H, W, C]`` input tensor of dtype ``input_spec.dtype`` for ``image``.
 
     Args:
@@ -61,14 +66,16 @@ def preprocess(image: ImageInput, input_spec: ImageInputSpec, config: Processing
         input_spec: the model's image input (size, dtype, quantization).
         config: decoding, resizing and normalisation settings.
         limits: the memory budget of one image (see :func:`prepare_pixels`).
+        region: region of interest and rotation, applied before resizing.
 
     Returns:
         A C-contiguous array ready for ``Interpreter.set_tensor``.
 
     Raises:
         ImageError: the image cannot be read or decoded, or is over ``limits``.
+        ValueError: the region does not fit the image.
     """
-    pixels = prepare_pixels(image, input_spec, config, limits)
+    pixels = prepare_pixels(image, input_spec, config, limits, region)
     tensor = quantize_input(pixels, input_spec.dtype, input_spec.scale, input_spec.zero_point,
                             config.mean, config.std)
     return np.ascontiguousarray(tensor[None])

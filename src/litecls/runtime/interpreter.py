@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from litecls.errors import ModelFileError
+from litecls.errors import ModelFileError, ModelNotFoundError
 from litecls.runtime.integrity import sha256_hex, verify_sidecar
 
 _log = logging.getLogger("litecls.runtime")
@@ -118,10 +118,19 @@ class ScoresOutputSpec(TensorSpec):
 
 @dataclass(frozen=True)
 class ClassifierSignature:
-    """The single input and single output of an image classifier."""
+    """The image input and the score outputs (heads) of an image classifier.
+
+    ``output`` is the first head; ``outputs`` all of them, in the model's
+    output order (the order of its output metadata).
+    """
 
     input: ImageInputSpec
     output: ScoresOutputSpec
+    outputs: tuple[ScoresOutputSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.outputs:
+            object.__setattr__(self, "outputs", (self.output,))
 
 
 def read_model_bytes(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
@@ -137,7 +146,7 @@ def read_model_bytes(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
     else:
         path, name = Path(model), str(model)
         if not path.exists():
-            raise ModelFileError(f"{name}: no such model file")
+            raise ModelNotFoundError(f"{name}: no such model file")
         if path.is_dir():
             raise ModelFileError(f"{name}: is a directory, not a .tflite model file")
         try:
@@ -395,21 +404,19 @@ def describe_classifier(interpreter: Interpreter, name: str = "model") -> Classi
     """Check that ``interpreter`` runs an image classifier and describe its two tensors.
 
     Expected: exactly one input ``[1, H, W, C]`` with C in (1, 3) of dtype
-    float32/uint8/int8, and one output ``[1, N]`` or ``[N]`` of dtype
+    float32/uint8/int8, and one or more outputs ``[1, N]`` or ``[N]`` of dtype
     float32/uint8/int8. Anything else raises :class:`ModelFileError` that
     states what was found and what is expected.
     """
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     expected_in = "one image input of shape [1, height, width, 1 or 3] (float32, uint8 or int8)"
-    expected_out = "one score output of shape [1, N] or [N] (float32, uint8 or int8)"
+    expected_out = "one score output of shape [1, N] or [N] (float32, uint8 or int8), or several (multi-head)"
     if len(inputs) != 1:
         raise ModelFileError(f"{name}: not an image classifier: it has {len(inputs)} inputs, "
                              f"expected {expected_in}")
-    if len(outputs) != 1:
-        raise ModelFileError(f"{name}: not an image classifier: it has {len(outputs)} outputs, "
-                             f"expected {expected_out}")
+    if not outputs:
+        raise ModelFileError(f"{name}: not an image classifier: it has no outputs, expected {expected_out}")
     inp = _spec(ImageInputSpec, inputs[0])
-    out = _spec(ScoresOutputSpec, outputs[0])
     shape_ok = len(inp.shape) == 4 and inp.shape[0] == 1 and inp.shape[3] in (1, 3) and min(inp.shape) > 0
     if not shape_ok or inp.dtype not in _INPUT_DTYPES:
         raise ModelFileError(f"{name}: not an image classifier: input is {inp.dtype.name} "
@@ -417,11 +424,16 @@ def describe_classifier(interpreter: Interpreter, name: str = "model") -> Classi
     if len(inputs[0]["quantization_parameters"]["scales"]) > 1:
         raise ModelFileError(f"{name}: per-channel quantized input is not supported, expected "
                              f"{expected_in} with one scale and zero point")
-    out_ok = (len(out.shape) == 1 or (len(out.shape) == 2 and out.shape[0] == 1)) and out.shape[-1] > 0
-    if not out_ok or out.dtype not in _OUTPUT_DTYPES:
-        raise ModelFileError(f"{name}: not an image classifier: output is {out.dtype.name} "
-                             f"{list(out.shape)}, expected {expected_out}")
-    return ClassifierSignature(input=inp, output=out)  # type: ignore[arg-type]
+    heads = []
+    for detail in outputs:  # several [1, N] outputs: a multi-head classifier
+        out = _spec(ScoresOutputSpec, detail)
+        out_ok = (len(out.shape) == 1 or (len(out.shape) == 2 and out.shape[0] == 1)) and out.shape[-1] > 0
+        if not out_ok or out.dtype not in _OUTPUT_DTYPES:
+            which = "output" if len(outputs) == 1 else f"output {len(heads)}"
+            raise ModelFileError(f"{name}: not an image classifier: {which} is {out.dtype.name} "
+                                 f"{list(out.shape)}, expected {expected_out}")
+        heads.append(out)
+    return ClassifierSignature(input=inp, output=heads[0], outputs=tuple(heads))  # type: ignore[arg-type]
 
 
 #: How far from 1 the scores of a probe may sum and still count as probabilities.

@@ -32,10 +32,11 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -43,124 +44,52 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from litecls.errors import (
+    DelegateError,
     ExportError,
     ImageError,
     LabelsError,
     MetadataError,
     ModelFileError,
+    ModelNotFoundError,
     UnknownModelError,
 )
-from litecls.metadata import PROCESSING_FILE, ModelMetadata, read_metadata
+from litecls.metadata import PROCESSING_FILE, ModelMetadata, ScoreCalibration, read_metadata
 from litecls.models.registry import ModelConfig, get_config, list_models
 from litecls.processing.config import (
-    INTERPOLATIONS,
-    RESIZE_POLICIES,
     ProcessingConfig,
     check_resize_settings,
+    default_normalization,
     resolve_processing,
 )
-from litecls.processing.image import ImageInput, ImageLimits, image_error
-from litecls.processing.postprocess import category_mask, dequantize, is_ambiguous, to_probabilities, top_k
-from litecls.processing.preprocess import Normalization, preprocess
+from litecls.processing.image import ImageInput, image_error
+from litecls.processing.postprocess import (
+    calibrate,
+    category_mask,
+    dequantize,
+    is_ambiguous,
+    to_probabilities,
+    top_k,
+)
+from litecls.processing.preprocess import preprocess
+from litecls.processing.region import ImageProcessingOptions
 from litecls.runtime.interpreter import (
     ClassifierSignature,
+    ScoresOutputSpec,
     check_scores,
     describe_classifier,
     interpreter_from_bytes,
     read_model_bytes,
 )
+from litecls.tasks.classification_result import Category, ClassificationResult, Classifications
+from litecls.tasks.image_classifier_options import (
+    DEFAULT_LOCALE,
+    DEFAULT_MAX_RESULTS,
+    BaseOptions,
+    ImageClassifierOptions,
+    RunningMode,
+)
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass
-class Category:
-    """One class of a result: its index in the model output, score and names."""
-
-    index: int
-    score: float
-    category_name: str | None = None
-    display_name: str | None = None
-
-
-@dataclass
-class ClassificationResult:
-    """Categories best first, plus how much to trust the top one.
-
-    ``ambiguous`` is True when the top score is under the options'
-    ``ambiguity_min_score`` or leads the runner-up by less than
-    ``ambiguity_margin`` (measured among the allowed categories, before
-    ``max_results`` and ``score_threshold`` cut the list).
-    ``applied_softmax`` says the model output logits and litecls turned them
-    into probabilities. ``inference_ms`` is the interpreter's time alone.
-    """
-
-    categories: list[Category]
-    ambiguous: bool
-    applied_softmax: bool
-    inference_ms: float = 0.0
-
-    @property
-    def top(self) -> Category | None:
-        """The best category, or ``None`` when nothing passed the filters."""
-        return self.categories[0] if self.categories else None
-
-
-@dataclass
-class ImageClassifierOptions:
-    """Settings of an :class:`ImageClassifier`; see the module docstring for the defaults' origin.
-
-    ``max_results``: categories per result, -1 for all. ``score_threshold``:
-    drop categories scoring under it. ``category_allowlist`` /
-    ``category_denylist``: category (or display) names to keep / drop; only
-    one may be set. ``labels``, ``mean``, ``std``: for models without
-    metadata (they override metadata when given). ``resize_policy``:
-    "crop" (keep aspect ratio, centre crop of ``crop_pct``) or "squash".
-    ``cache_dir``: where zoo models are built (default: the zoo's cache).
-    ``image_limits``: the memory budget of one image (width, height, pixels,
-    aspect ratio, memory; default :data:`litecls.processing.image.DEFAULT_LIMITS`).
-    """
-
-    model_path: str | os.PathLike
-    max_results: int = 5
-    score_threshold: float = 0.0
-    category_allowlist: list[str] | None = None
-    category_denylist: list[str] | None = None
-    num_threads: int | None = None
-    display_names_locale: str = "en"
-    labels: Sequence[str] | str | os.PathLike | None = None
-    mean: Normalization | None = None
-    std: Normalization | None = None
-    resize_policy: str | None = None
-    crop_pct: float | None = None
-    interpolation: str | None = None
-    ambiguity_min_score: float = 0.5
-    ambiguity_margin: float = 0.1
-    cache_dir: str | os.PathLike | None = None
-    image_limits: ImageLimits | None = None
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first setting that cannot work."""
-        if self.category_allowlist is not None and self.category_denylist is not None:
-            raise ValueError("category_allowlist and category_denylist are mutually exclusive: set only one")
-        if self.max_results == 0 or self.max_results < -1:
-            raise ValueError(f"max_results must be positive, or -1 for all categories; "
-                             f"got {self.max_results}")
-        if not 0.0 <= self.score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must be between 0 and 1, got {self.score_threshold}")
-        if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
-            raise ValueError(f"num_threads must be a positive integer or None, got {self.num_threads!r}")
-        if self.resize_policy is not None and self.resize_policy not in RESIZE_POLICIES:
-            raise ValueError(f"resize_policy must be one of {RESIZE_POLICIES}, got {self.resize_policy!r}")
-        if self.crop_pct is not None and not 0.0 < self.crop_pct <= 1.0:
-            raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
-        if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
-        if not 0.0 <= self.ambiguity_min_score <= 1.0 or not 0.0 <= self.ambiguity_margin <= 1.0:
-            raise ValueError("ambiguity_min_score and ambiguity_margin must be between 0 and 1")
 
 
 def load_labels(source: Sequence[str] | str | os.PathLike) -> list[str]:
@@ -204,65 +133,163 @@ def resolve_model(model_path: str | os.PathLike,
     try:
         name, precision = parse_model_ref(text)
     except UnknownModelError:
-        raise ModelFileError(f"{text}: no such model file, and not a zoo model "
+        raise ModelNotFoundError(f"{text}: no such model file, and not a zoo model "
                              f"(zoo models: {', '.join(list_models())})") from None
     except ExportError as exc:
         raise ModelFileError(f"{text}: {exc}") from None
     return build(name, precision, cache=cache_dir), get_config(name)
 
 
+def check_delegate(delegate: BaseOptions.Delegate | None) -> None:
+    """Raise :class:`DelegateError` for an accelerator the ``ai-edge-litert`` Interpreter does not have.
+
+    CPU (and DEFAULT/``None``): LiteRT's CPU kernels, with XNNPACK applied by
+    LiteRT itself. GPU: the wheel has no GPU delegate for its Interpreter
+    (it ships a WebGPU accelerator only for its ``CompiledModel`` API).
+
+    Args:
+        delegate: the requested accelerator.
+
+    Raises:
+        DelegateError: GPU, or a value that is not a delegate.
+    """
+    if delegate is None or delegate in (BaseOptions.Delegate.DEFAULT, BaseOptions.Delegate.CPU):
+        return
+    if delegate == BaseOptions.Delegate.GPU:
+        raise DelegateError("BaseOptions.Delegate.GPU is not available: the ai-edge-litert Interpreter has "
+                            "no GPU delegate (its wheel ships LiteRT's CPU kernels with XNNPACK); use "
+                            "Delegate.CPU")
+    raise DelegateError(f"unknown delegate {delegate!r}; use BaseOptions.Delegate.CPU")
+
+
+@dataclass(frozen=True)
+class _Head:
+    """One output head, ready to rank: its tensor, names, filter and default threshold."""
+
+    spec: ScoresOutputSpec
+    name: str | None
+    labels: list[str] | None
+    display_names: list[str] | None
+    mask: np.ndarray | None
+    threshold: float | None
+    calibration: ScoreCalibration | None = None
+
+
+@dataclass
+class LiveStreamStats:
+    """What happened to the frames given to :meth:`ImageClassifier.classify_async`."""
+
+    submitted: int = 0
+    classified: int = 0
+    dropped: int = 0
+    failed: int = 0
+
+
+_MODE_METHODS = {RunningMode.IMAGE: "classify", RunningMode.VIDEO: "classify_for_video",
+                 RunningMode.LIVE_STREAM: "classify_async"}
+
+
 class ImageClassifier:
     """Classify images with a TFLite model. Create with :meth:`create_from_model_path` or
     :meth:`create_from_options`; use as a context manager or call :meth:`close`.
 
+    The options' ``running_mode`` decides the method: ``classify`` (IMAGE,
+    also :meth:`classify_many`), ``classify_for_video`` (VIDEO) or
+    ``classify_async`` (LIVE_STREAM); any other raises ``ValueError``.
     :meth:`classify` is safe to call from several threads (inference is
     serialised by a lock; decoding and resizing run in parallel).
     """
+
+    #: Names in a category allowlist/denylist that match no label raise (litecls) or are ignored (MediaPipe).
+    _strict_category_names = True
 
     def __init__(self, options: ImageClassifierOptions, _data: bytes, _name: str,
                  _zoo: ModelConfig | None) -> None:
         """Use :meth:`create_from_options`; this loads and checks an already read model."""
         options.validate()
         self._options = options
+        self._name = _name
         self._lock = threading.Lock()
+        check_delegate(options.base_options.delegate if options.base_options else None)
         self._interpreter = interpreter_from_bytes(_data, _name, options.num_threads)
         self._signature: ClassifierSignature = describe_classifier(self._interpreter, _name)
         self._metadata = self._read_metadata(_data, _name, options)
+        mean, std = options.mean, options.std
+        if not options.normalize_quantized_input and self._signature.input.quantized:
+            mean, std = default_normalization(self._signature.input)  # raw pixels, as MediaPipe feeds them
         try:
             self._processing = resolve_processing(
-                self._signature.input, self._metadata, _zoo, mean=options.mean, std=options.std,
+                self._signature.input, self._metadata, _zoo, mean=mean, std=std,
                 crop_pct=options.crop_pct, interpolation=options.interpolation,
                 resize_policy=options.resize_policy)
         except ValueError as exc:
             raise ValueError(f"{_name}: {exc}") from None
-        meta = self._metadata
-
-        num_classes = self._signature.output.num_classes
-        if options.labels is not None:
-            self._labels: list[str] | None = load_labels(options.labels)
-            self._display_names: list[str] | None = None
-            origin = "the labels given in the options"
-        else:
-            self._labels = list(meta.labels) if meta and meta.labels else None
-            names = meta.display_names.get(options.display_names_locale) if meta else None
-            self._display_names = list(names) if names else None
-            origin = "the model metadata's labels"
-        if self._labels is not None and len(self._labels) != num_classes:
-            raise LabelsError(f"{_name}: {len(self._labels)} labels in {origin}, but the model outputs "
-                              f"{num_classes} classes; the two counts must be equal")
-        if self._display_names is not None and len(self._display_names) != num_classes:
-            raise LabelsError(f"{_name}: {len(self._display_names)} display names for locale "
-                              f"{options.display_names_locale!r}, but the model outputs "
-                              f"{num_classes} classes")
+        self._heads = [self._head(i, spec) for i, spec in enumerate(self._signature.outputs)]
         # Probe runs: NaN outputs, and a feature extractor without labels, are refused here.
         check_scores(self._interpreter, self._signature, _name,
-                     labelled=self._labels is not None or self._display_names is not None)
-        self._mask = category_mask(self._labels, options.category_allowlist, options.category_denylist,
-                                   self._display_names)
-        self._name = _name
+                     labelled=bool(self._heads[0].labels or self._heads[0].display_names))
+        self._max_results = DEFAULT_MAX_RESULTS if options.max_results is None else options.max_results
         # Output quantization step: quantized probabilities do not sum to exactly 1.
-        out = self._signature.output
-        self._step = out.scale if out.quantized else 0.0
+        self._mode = options.running_mode
+        self._last_timestamp: int | None = None
+        self._live: _LiveStream | None = None
+        if self._mode == RunningMode.LIVE_STREAM:
+            self._live = _LiveStream(self, options.result_callback)  # type: ignore[arg-type]
+
+    def _head(self, i: int, spec: ScoresOutputSpec) -> _Head:
+        """Labels, display names, filter and threshold of output ``i``, checked against its size."""
+        options, meta = self._options, self._metadata
+        head_meta = meta.heads[i] if meta is not None and len(meta.heads) > i else None
+        locale = options.display_names_locale or DEFAULT_LOCALE
+        if i == 0 and options.labels is not None:
+            labels: list[str] | None = load_labels(options.labels)
+            names: list[str] | None = None
+            origin = "the labels given in the options"
+        else:
+            source = head_meta if head_meta is not None else (meta if i == 0 else None)
+            labels = list(source.labels) if source is not None and source.labels else None
+            found = source.display_names.get(locale) if source is not None else None
+            names = list(found) if found else None
+            origin = "the model metadata's labels"
+        which = "" if len(self._signature.outputs) == 1 else f" (output head {i})"
+        if labels is not None and len(labels) != spec.num_classes:
+            raise LabelsError(f"{self._name}: {len(labels)} labels in {origin}, but the model outputs "
+                              f"{spec.num_classes} classes{which}; the two counts must be equal")
+        if names is not None and len(names) != spec.num_classes:
+            raise LabelsError(f"{self._name}: {len(names)} display names for locale {locale!r}, but the "
+                              f"model outputs {spec.num_classes} classes{which}")
+        mask = self._mask(labels, names)
+        if head_meta is not None:
+            name, default_threshold, calibration = (head_meta.name, head_meta.score_threshold,
+                                                    head_meta.score_calibration)
+        elif meta is not None and i == 0:
+            name, default_threshold = meta.head_name, meta.score_threshold
+            calibration = meta.score_calibration
+        else:
+            name, default_threshold, calibration = None, None, None
+        if (calibration is not None and len(calibration.parameters) == spec.num_classes + 1
+                and calibration.parameters[-1] is None):  # a final newline
+            calibration = replace(calibration, parameters=calibration.parameters[:-1])
+        if calibration is not None and len(calibration.parameters) != spec.num_classes:
+            raise MetadataError(f"{self._name}: the score calibration file has {len(calibration.parameters)} "
+                                f"lines, but the model outputs {spec.num_classes} classes{which}")
+        threshold = options.score_threshold if options.score_threshold is not None else default_threshold
+        return _Head(spec, name or None, labels, names, mask, None if threshold is None else float(threshold),
+                     calibration)
+
+    def _mask(self, labels: list[str] | None, names: list[str] | None) -> np.ndarray | None:
+        """The allow/deny mask of a head; an empty list is no filter (as in MediaPipe)."""
+        allow = self._options.category_allowlist or None
+        deny = self._options.category_denylist or None
+        if allow is None and deny is None:
+            return None
+        if not self._strict_category_names or len(self._signature.outputs) > 1:
+            known = set(labels or ()) | set(names or ())
+            allow = [n for n in allow if n in known] if allow else None
+            deny = [n for n in deny if n in known] if deny else None
+            if not allow and not deny:
+                return None
+        return category_mask(labels, allow, deny, names)
 
     def _read_metadata(self, data: bytes, name: str, options: ImageClassifierOptions) -> ModelMetadata | None:
         """The model's metadata; without it only where nothing it would give is needed.
@@ -305,15 +332,47 @@ class ImageClassifier:
 
     @classmethod
     def create_from_model_path(cls, model_path: str | os.PathLike) -> ImageClassifier:
-        """A classifier with default options for a .tflite file or a zoo name."""
+        """A classifier in IMAGE mode with default options.
+
+        Args:
+            model_path: a .tflite file or a zoo name.
+
+        Returns:
+            The classifier.
+
+        Raises:
+            ModelNotFoundError: (a ``FileNotFoundError``) no such file or zoo model.
+            ModelFileError: (a ``ValueError``) the file is not a usable classifier.
+        """
         return cls.create_from_options(ImageClassifierOptions(model_path=model_path))
 
     @classmethod
     def create_from_options(cls, options: ImageClassifierOptions) -> ImageClassifier:
-        """A classifier for ``options``; raises ModelFileError, LabelsError or ValueError."""
+        """A classifier for ``options``.
+
+        Args:
+            options: the model (``model_path`` or ``base_options``) and settings.
+
+        Returns:
+            The classifier.
+
+        Raises:
+            ModelNotFoundError: (a ``FileNotFoundError``) no such model file.
+            ModelFileError, LabelsError: (``ValueError``) the model or its labels do not work.
+            DelegateError: (a ``RuntimeError``) an accelerator LiteRT does not offer here.
+            ValueError: an invalid option.
+        """
         options.validate()
-        path, zoo = resolve_model(options.model_path, options.cache_dir)
-        data, name = read_model_bytes(path)
+        base = options.base_options
+        if base is not None:
+            check_delegate(base.delegate)
+        if options.model_path is not None or (base is not None and base.model_asset_path is not None):
+            source = options.model_path if options.model_path is not None else base.model_asset_path  # type: ignore[union-attr]
+            path, zoo = resolve_model(source, options.cache_dir)  # type: ignore[arg-type]
+            data, name = read_model_bytes(path)
+        else:
+            data, name = read_model_bytes(base.model_asset_buffer)  # type: ignore[union-attr, arg-type]
+            zoo = None
         return cls(options, data, name, zoo)
 
     # -- description --------------------------------------------------------------------------
@@ -322,6 +381,11 @@ class ImageClassifier:
     def options(self) -> ImageClassifierOptions:
         """The options the classifier was created with."""
         return self._options
+
+    @property
+    def running_mode(self) -> RunningMode:
+        """The mode the classifier was created in."""
+        return self._mode
 
     @property
     def signature(self) -> ClassifierSignature:
@@ -335,13 +399,18 @@ class ImageClassifier:
 
     @property
     def labels(self) -> list[str] | None:
-        """Category names, one per output class, or ``None`` when unknown."""
-        return self._labels
+        """Category names of the first head, one per output class, or ``None`` when unknown."""
+        return self._heads[0].labels
 
     @property
     def display_names(self) -> list[str] | None:
-        """Display names in ``display_names_locale``, or ``None``."""
-        return self._display_names
+        """Display names of the first head in ``display_names_locale``, or ``None``."""
+        return self._heads[0].display_names
+
+    @property
+    def head_names(self) -> list[str | None]:
+        """The output heads' names from the metadata, in output order."""
+        return [head.name for head in self._heads]
 
     @property
     def processing(self) -> ProcessingConfig:
@@ -360,74 +429,183 @@ class ImageClassifier:
         return p.resize_policy, p.crop_pct, p.interpolation
 
     @property
+    def live_stream_stats(self) -> LiveStreamStats | None:
+        """Frames submitted, classified, dropped and failed in LIVE_STREAM mode (``None`` in other modes)."""
+        return self._live.stats if self._live is not None else None
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`close` has run."""
         return self._interpreter is None
 
     def __repr__(self) -> str:
         spec = self._signature.input
+        classes = ", ".join(str(h.spec.num_classes) for h in self._heads)
         return (f"ImageClassifier({self._name!r}, input={spec.dtype.name}{list(spec.shape)}, "
-                f"classes={self._signature.output.num_classes}{', closed' if self.closed else ''})")
+                f"classes={classes}, mode={self._mode.name}{', closed' if self.closed else ''})")
 
     # -- classification -------------------------------------------------------------------------
 
-    def preprocess(self, image: ImageInput) -> np.ndarray:
+    def preprocess(self, image: ImageInput,
+                   image_processing_options: ImageProcessingOptions | None = None) -> np.ndarray:
         """The model's input tensor for ``image``.
 
-        Raises :class:`ImageError` naming the image and the cause for whatever
-        opening, decoding, orienting, converting or resizing it raises
-        (including ``MemoryError`` and Pillow's own exceptions), so one bad
-        image never stops a batch.
+        Args:
+            image: a path, bytes, PIL image, uint8 array or MediaPipe-style ``Image``.
+            image_processing_options: region of interest and rotation, applied before resizing.
+
+        Returns:
+            The ``[1, H, W, C]`` tensor.
+
+        Raises:
+            ImageError: for whatever opening, decoding, orienting, converting, cutting or resizing
+                the image raises (including ``MemoryError``, Pillow's own exceptions and a region
+                that does not fit the image: ImageError is a ValueError), naming the image and
+                the cause, so one bad image never stops a batch.
         """
+        image = _as_input(image)
         try:
-            return preprocess(image, self._signature.input, self._processing, self._options.image_limits)
+            return preprocess(image, self._signature.input, self._processing, self._options.image_limits,
+                              image_processing_options)
         except ImageError:
             raise
         except Exception as exc:
             raise image_error(image, exc) from None
 
-    def classify(self, image: ImageInput) -> ClassificationResult:
-        """Classify one image: a path, bytes, PIL image or HxWx3 uint8 array.
+    def _check_mode(self, wanted: RunningMode) -> None:
+        if self._mode != wanted:
+            raise ValueError(f"Task is not initialized with the {_mode_words(wanted)} mode. Current running "
+                             f"mode: {_mode_words(self._mode)} mode; use {_MODE_METHODS[self._mode]}()")
 
-        An array already of the model's input size is not resized.
+    def _check_timestamp(self, timestamp_ms: int) -> None:
+        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)):
+            raise ValueError(f"timestamp_ms must be an integer (milliseconds), got {timestamp_ms!r}")
+        if self._last_timestamp is not None and timestamp_ms <= self._last_timestamp:
+            raise ValueError(f"Input timestamp must be monotonically increasing: got {timestamp_ms} ms "
+                             f"after {self._last_timestamp} ms")
+        self._last_timestamp = int(timestamp_ms)
+
+    def classify(self, image: ImageInput,
+                 image_processing_options: ImageProcessingOptions | None = None) -> ClassificationResult:
+        """Classify one image (IMAGE mode).
+
+        Args:
+            image: a path, bytes, PIL image, HxWx3 uint8 array (one already of
+                the model's input size is not resized) or MediaPipe-style ``Image``.
+            image_processing_options: region of interest and rotation.
+
+        Returns:
+            The result, categories best first.
+
+        Raises:
+            ImageError: an unreadable image.
+            ValueError: another running mode, or a region that does not fit.
         """
+        self._check_mode(RunningMode.IMAGE)
         self._check_open()
-        return self.classify_tensor(self.preprocess(image))
+        return self.classify_tensor(self.preprocess(image, image_processing_options))
+
+    def classify_for_video(self, image: ImageInput, timestamp_ms: int,
+                           image_processing_options: ImageProcessingOptions | None = None
+                           ) -> ClassificationResult:
+        """Classify one decoded video frame (VIDEO mode).
+
+        Args:
+            image: the frame (as for :meth:`classify`).
+            timestamp_ms: the frame's time; must increase from call to call.
+            image_processing_options: region of interest and rotation.
+
+        Returns:
+            The result, with ``timestamp_ms`` set.
+
+        Raises:
+            ImageError: an unreadable frame.
+            ValueError: another running mode, a timestamp not after the
+                previous one, or a region that does not fit.
+        """
+        self._check_mode(RunningMode.VIDEO)
+        self._check_open()
+        with self._lock:
+            self._check_timestamp(timestamp_ms)
+        tensor = self.preprocess(image, image_processing_options)
+        return self._run([tensor], int(timestamp_ms))
+
+    def classify_async(self, image: ImageInput, timestamp_ms: int,
+                       image_processing_options: ImageProcessingOptions | None = None) -> None:
+        """Hand a camera frame to the worker and return at once (LIVE_STREAM mode).
+
+        The options' ``result_callback(result, image, timestamp_ms)`` gets the
+        result, from one worker thread, in timestamp order. While a frame is
+        being classified, the newest frame waits and older waiting ones are
+        dropped (see :attr:`live_stream_stats`), so a fast camera never
+        builds a queue. An array image is copied, so the caller may reuse its buffer.
+
+        Args:
+            image: the frame (as for :meth:`classify`).
+            timestamp_ms: the frame's time; must increase from call to call.
+            image_processing_options: region of interest and rotation.
+
+        Raises:
+            ValueError: another running mode, a timestamp not after the
+                previous one, or invalid processing options.
+        """
+        self._check_mode(RunningMode.LIVE_STREAM)
+        self._check_open()
+        if image_processing_options is not None:
+            image_processing_options.validate()
+        assert self._live is not None
+        self._live.submit(image, timestamp_ms, image_processing_options)
 
     def classify_tensor(self, tensor: np.ndarray) -> ClassificationResult:
-        """Run an input tensor made by :meth:`preprocess` and rank its categories."""
+        """Run an input tensor made by :meth:`preprocess` and rank its categories (IMAGE mode)."""
+        self._check_mode(RunningMode.IMAGE)
+        return self._run([tensor], 0)
+
+    def _run(self, tensors: list[np.ndarray], timestamp_ms: int) -> ClassificationResult:
         with self._lock:
             interpreter = self._check_open()
             started = time.perf_counter()
-            interpreter.set_tensor(self._signature.input.index, tensor)
+            interpreter.set_tensor(self._signature.input.index, tensors[0])
             try:
                 interpreter.invoke()
-                raw = interpreter.get_tensor(self._signature.output.index)
+                raws = [interpreter.get_tensor(head.spec.index) for head in self._heads]
             except (RuntimeError, ValueError) as exc:  # the model failing stops the run, plainly
                 raise ModelFileError(f"{self._name}: the model failed to run: {exc}") from None
             elapsed_ms = (time.perf_counter() - started) * 1000
-        return self._rank(raw, elapsed_ms)
+        return self._rank(raws, elapsed_ms, timestamp_ms)
 
-    def _rank(self, raw: np.ndarray, inference_ms: float) -> ClassificationResult:
-        out, opts = self._signature.output, self._options
-        scores = dequantize(raw.reshape(-1), out.scale, out.zero_point)
-        probs, applied_softmax = to_probabilities(scores, step=self._step)
-        # Rank among the allowed classes; keep at least two for the ambiguity margin.
-        order = top_k(probs, -1 if opts.max_results < 0 else max(opts.max_results, 2), mask=self._mask)
-        ambiguous = is_ambiguous(probs[order[:2]], opts.ambiguity_min_score, opts.ambiguity_margin)
-        if opts.score_threshold > 0:
-            order = order[probs[order] >= opts.score_threshold]
-        if opts.max_results > 0:
-            order = order[:opts.max_results]
-        labels, names = self._labels, self._display_names
-        categories = [Category(index=int(i), score=float(probs[i]),
-                               category_name=labels[i] if labels else None,
-                               display_name=names[i] if names else None) for i in order]
-        return ClassificationResult(categories, ambiguous, applied_softmax, inference_ms)
+    def _rank(self, raws: list[np.ndarray], inference_ms: float, timestamp_ms: int) -> ClassificationResult:
+        opts, limit = self._options, self._max_results
+        classifications, ambiguous, softmaxed = [], False, False
+        for i, (head, raw) in enumerate(zip(self._heads, raws, strict=True)):
+            out = head.spec
+            scores = dequantize(raw.reshape(-1), out.scale, out.zero_point)
+            if head.calibration is not None:  # calibrated scores are each class's probability already
+                probs, applied = calibrate(scores, head.calibration), False
+            elif opts.raw_scores:
+                probs, applied = scores.astype(np.float64), False
+            else:
+                # Quantized probabilities do not sum to exactly 1: allow one step per class.
+                probs, applied = to_probabilities(scores, step=out.scale if out.quantized else 0.0)
+            # Rank among the allowed classes; keep at least two for the ambiguity margin.
+            order = top_k(probs, -1 if limit < 0 else max(limit, 2), mask=head.mask)
+            if i == 0:
+                ambiguous = is_ambiguous(probs[order[:2]], opts.ambiguity_min_score, opts.ambiguity_margin)
+                softmaxed = applied
+            if head.threshold is not None:
+                order = order[probs[order] >= head.threshold]
+            if limit > 0:
+                order = order[:limit]
+            labels, names = head.labels, head.display_names
+            categories = [Category(index=int(k), score=float(probs[k]),
+                                   display_name=names[k] if names else None,
+                                   category_name=labels[k] if labels else None) for k in order]
+            classifications.append(Classifications(categories, i, head.name))
+        return ClassificationResult(classifications, timestamp_ms, ambiguous, softmaxed, inference_ms)
 
     def classify_many(self, images: Iterable[ImageInput],
                       workers: int = 2) -> Iterator[tuple[ImageInput, ClassificationResult | Exception]]:
-        """Classify a stream of images, yielding ``(image, result)`` in input order.
+        """Classify a stream of images, yielding ``(image, result)`` in input order (IMAGE mode).
 
         ``workers`` threads decode and resize the next images while the
         interpreter runs the current one (PIL and LiteRT both release the GIL).
@@ -435,6 +613,7 @@ class ImageClassifier:
         the stream goes on. At most ``2 * workers`` images are read ahead, so
         a long (or endless) iterable is fine.
         """
+        self._check_mode(RunningMode.IMAGE)
         self._check_open()
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
@@ -477,9 +656,21 @@ class ImageClassifier:
         return interpreter
 
     def close(self) -> None:
-        """Release the interpreter and its memory; later calls raise ``RuntimeError``."""
+        """Release the interpreter; later calls raise ``RuntimeError``.
+
+        In LIVE_STREAM mode this first waits for the frame being classified
+        and its callback (a frame still waiting is dropped), so it returns
+        within about one inference time.
+        """
+        if self._live is not None:
+            self._live.close()
         with self._lock:
             self._interpreter = None
+
+    def __del__(self) -> None:
+        live = getattr(self, "_live", None)
+        if live is not None:  # dropped without close(): end the LIVE_STREAM worker
+            live.close()
 
     def __enter__(self) -> ImageClassifier:
         return self
@@ -493,19 +684,22 @@ class ImageClassifier:
 
         Args:
             batch: the input tensors of ``N`` images, concatenated on the first axis.
+
         Returns:
             One result per image, in order; each ``inference_ms`` is the invoke's time over ``N``.
+
         Raises:
             RuntimeError: the classifier is closed.
-            ValueError: the model's output has no batch axis, or ``batch`` is not 4-D.
+            ValueError: an output has no batch axis, or ``batch`` is not 4-D.
+            ModelFileError: the model fails to run.
 
         The interpreter's input is resized to ``N`` when ``N`` changes, which re-plans the
         graph (about 0.1 s): keep one classifier per batch size, as ``litecls serve`` does.
         After a resize to ``N != 1``, :meth:`classify_tensor` no longer fits this classifier.
         """
-        if batch.ndim != 4 or len(self._signature.output.shape) != 2:
-            raise ValueError(f"classify_tensors needs a [N, H, W, C] batch and a [1, classes] output; "
-                             f"got {list(batch.shape)} and {list(self._signature.output.shape)}")
+        if batch.ndim != 4 or any(len(head.spec.shape) != 2 for head in self._heads):
+            raise ValueError(f"classify_tensors needs a [N, H, W, C] batch and [1, classes] outputs; "
+                             f"got {list(batch.shape)} and {[list(h.spec.shape) for h in self._heads]}")
         index = self._signature.input.index
         with self._lock:
             interpreter = self._check_open()
@@ -514,7 +708,102 @@ class ImageClassifier:
                 interpreter.allocate_tensors()
             started = time.perf_counter()
             interpreter.set_tensor(index, batch)
-            interpreter.invoke()
-            raw = interpreter.get_tensor(self._signature.output.index)
+            try:
+                interpreter.invoke()
+                raws = [interpreter.get_tensor(head.spec.index) for head in self._heads]
+            except (RuntimeError, ValueError) as exc:  # the model failing stops the run, plainly
+                raise ModelFileError(f"{self._name}: the model failed to run: {exc}") from None
             elapsed_ms = (time.perf_counter() - started) * 1000
-        return [self._rank(row, elapsed_ms / len(batch)) for row in raw]
+        return [self._rank([raw[k] for raw in raws], elapsed_ms / len(batch), 0) for k in range(len(batch))]
+
+def _mode_words(mode: RunningMode) -> str:
+    return mode.name.lower().replace("_", " ")
+
+
+def _as_input(image: object) -> ImageInput:
+    """A MediaPipe-style ``Image`` (anything with ``numpy_view()``) as its array; other inputs as they are."""
+    if not isinstance(image, np.ndarray) and callable(getattr(image, "numpy_view", None)):
+        return np.asarray(image.numpy_view())  # type: ignore[union-attr]
+    return image  # type: ignore[return-value]
+
+
+class _LiveStream:
+    """LIVE_STREAM mode: one worker thread, one frame in flight, at most one waiting (the newest)."""
+
+    def __init__(self, classifier: ImageClassifier, callback: Callable) -> None:
+        # A weak reference: a classifier dropped without close() is collected; its __del__ ends the worker.
+        self._classifier = weakref.ref(classifier)
+        self._callback = callback
+        self._cond = threading.Condition()
+        self._current: tuple | None = None  # handed to the worker
+        self._waiting: tuple | None = None  # arrived while busy; replaced by a newer frame
+        self._busy = False
+        self._closing = False
+        self.stats = LiveStreamStats()
+        self._thread = threading.Thread(target=self._work, name="litecls-live-stream", daemon=True)
+        self._thread.start()
+
+    def submit(self, image: ImageInput, timestamp_ms: int, region: ImageProcessingOptions | None) -> None:
+        kept = image.copy() if isinstance(image, np.ndarray) else image  # the caller may reuse its buffer
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("this ImageClassifier is closed; create a new one")
+            classifier = self._classifier()
+            if classifier is None:
+                raise RuntimeError("this ImageClassifier is closed; create a new one")
+            classifier._check_timestamp(timestamp_ms)
+            self.stats.submitted += 1
+            frame = (image, kept, int(timestamp_ms), region)
+            if not self._busy:
+                self._busy, self._current = True, frame
+                self._cond.notify()
+            else:
+                if self._waiting is not None:
+                    self.stats.dropped += 1
+                self._waiting = frame
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while self._current is None and not self._closing:
+                    self._cond.wait()
+                if self._current is None:
+                    return
+                frame = self._current
+            original, kept, timestamp_ms, region = frame
+            classifier = self._classifier()
+            try:
+                if classifier is None:
+                    raise RuntimeError("the classifier was garbage-collected")
+                result = classifier._run([classifier.preprocess(kept, region)], timestamp_ms)
+            except Exception as exc:  # a bad frame must not stop the stream
+                _log.error("live stream frame at %d ms not classified: %s", timestamp_ms, exc)
+                result = None
+            del classifier  # hold no reference while idle
+            if result is not None:
+                try:
+                    self._callback(result, original, timestamp_ms)
+                except Exception:
+                    _log.exception("result_callback raised for the frame at %d ms", timestamp_ms)
+            with self._cond:
+                if result is None:
+                    self.stats.failed += 1
+                else:
+                    self.stats.classified += 1
+                if self._waiting is not None and not self._closing:
+                    self._current, self._waiting = self._waiting, None
+                else:
+                    self._current, self._busy = None, False
+                    self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            if self._waiting is not None:
+                self.stats.dropped += 1
+                self._waiting = None
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:  # close() from inside the callback
+            self._thread.join()

@@ -1,0 +1,1 @@
+"""Drop-in APIs for code written for other libraries: :mod:`litecls.compat.mediapipe`."""

@@ -1,0 +1,71 @@
+"""What :class:`litecls.tasks.ImageClassifier` returns: MediaPipe Tasks' containers plus litecls's extras.
+
+``ClassificationResult.classifications`` holds one :class:`Classifications`
+per output head of the model (most models have one); ``result.categories``
+is the first head's list, the shortcut most callers need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Category:
+    """One class of a result, fields in MediaPipe's order.
+
+    ``index``: its position in the model output (and label file);
+    ``score``: its score (a probability in :mod:`litecls.tasks`, the model's
+    own value in :mod:`litecls.compat.mediapipe`); ``display_name``: the name
+    in the options' locale; ``category_name``: the label.
+    """
+
+    index: int
+    score: float
+    display_name: str | None = None
+    category_name: str | None = None
+
+
+@dataclass
+class Classifications:
+    """The categories of one classifier head, best first.
+
+    ``head_index``: the head's position among the model's outputs;
+    ``head_name``: its tensor name in the metadata (``None`` without metadata).
+    """
+
+    categories: list[Category]
+    head_index: int = 0
+    head_name: str | None = None
+
+
+@dataclass
+class ClassificationResult:
+    """One :class:`Classifications` per head, plus how much to trust the top category.
+
+    ``timestamp_ms``: the frame's timestamp in VIDEO and LIVE_STREAM modes, 0
+    in IMAGE mode (as MediaPipe gives it).
+    ``ambiguous`` (first head) is True when the top score is under the
+    options' ``ambiguity_min_score`` or leads the runner-up by less than
+    ``ambiguity_margin`` (among the allowed categories, before
+    ``max_results`` and ``score_threshold`` cut the list).
+    ``applied_softmax`` says the model output logits and litecls turned them
+    into probabilities. ``inference_ms`` is the interpreter's time alone.
+    """
+
+    classifications: list[Classifications] = field(default_factory=list)
+    timestamp_ms: int | None = 0
+    ambiguous: bool = False
+    applied_softmax: bool = False
+    inference_ms: float = 0.0
+
+    @property
+    def categories(self) -> list[Category]:
+        """The first head's categories, best first (empty when the result has no head)."""
+        return self.classifications[0].categories if self.classifications else []
+
+    @property
+    def top(self) -> Category | None:
+        """The first head's best category, or ``None`` when nothing passed the filters."""
+        categories = self.categories
+        return categories[0] if categories else None
