@@ -186,6 +186,7 @@ async def load_level(port: int, bodies: list[bytes], concurrency: int, total: in
     """Send ``total`` requests over ``concurrency`` keep-alive connections; latency of each 200."""
     next_index = 0
     latencies: list[float] = []
+    refused: list[float] = []  # how long a 503 took
     statuses: dict[int, int] = {}
 
     async def connection() -> None:
@@ -205,6 +206,8 @@ async def load_level(port: int, bodies: list[bytes], concurrency: int, total: in
                 statuses[status] = statuses.get(status, 0) + 1
                 if status == 200:
                     latencies.append(time.perf_counter() - started)
+                elif status == 503:
+                    refused.append(time.perf_counter() - started)
         finally:
             writer.close()
 
@@ -214,14 +217,17 @@ async def load_level(port: int, bodies: list[bytes], concurrency: int, total: in
     ok = statuses.get(200, 0)
     return {"throughput": ok / elapsed, "p50": _pct(latencies, 50), "p99": _pct(latencies, 99),
             "ok": ok, "busy": statuses.get(503, 0),
-            "failed": sum(n for s, n in statuses.items() if s not in (200, 503)), "latencies": latencies}
+            "failed": sum(n for s, n in statuses.items() if s not in (200, 503)), "latencies": latencies,
+            "refused": refused}
 
 
 def merge(results: list[dict]) -> dict:
     """Rounds of one level: median throughput, percentiles of all latencies, summed counts."""
     latencies = [t for r in results for t in r["latencies"]]
+    refused = [t for r in results for t in r.get("refused", [])]
     return {"throughput": statistics.median(r["throughput"] for r in results),
             "p50": _pct(latencies, 50), "p99": _pct(latencies, 99), "latencies": latencies,
+            "refused": refused,
             **{key: sum(r[key] for r in results) for key in ("ok", "busy", "failed")}}
 
 
@@ -386,11 +392,12 @@ def _line(row) -> str:
 
 
 def _table(rows) -> str:
-    lines = ["| workload | variant | concurrency | img/s | p50 (ms) | p99 (ms) | 503s | failed |",
+    lines = ["| workload | variant | concurrency | img/s | p50 (ms) | p99 (ms) | 503s (p50 ms) | failed |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for workload, variant, level, r in rows:
+        refused = f" ({_pct(r['refused'], 50):.1f})" if r.get("refused") else ""
         lines.append(f"| {workload} | {variant} | {level} | {r['throughput']:.0f} | {r['p50']:.1f} | "
-                     f"{r['p99']:.1f} | {r['busy']} | {r['failed']} |")
+                     f"{r['p99']:.1f} | {r['busy']}{refused} | {r['failed']} |")
     return "\n".join(lines)
 
 
