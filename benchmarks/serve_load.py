@@ -6,8 +6,8 @@
 
 One run, same model file (EfficientNet-Lite0 int8 by default) and same inputs for every variant:
 
-* ``service``: ``litecls serve`` as it starts by default (dynamic batching on);
-* ``service, no batching``: the same with ``--max-batch 1``;
+* ``service, batch 4``: ``litecls serve --max-batch 4`` (dynamic batching on);
+* ``service, no batching``: ``litecls serve`` as it starts by default (``--max-batch 1``);
 * ``mediapipe app``: a minimal FastAPI app calling MediaPipe Tasks' ``ImageClassifier`` per
   request (one classifier behind a lock, images decoded with PIL);
 * ``offline classify_many``: no HTTP at all, ``ImageClassifier.classify_many`` over the same bytes.
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                 if line.startswith("model name")), "unknown CPU")
     print(f"{cpu}, {os.cpu_count()} cores; model {model.name}; {args.threads} interpreter threads; "
           f"{per_level} requests per level; load average at start {os.getloadavg()[0]:.2f}", flush=True)
-    names = {"service": "service", "nobatch": "service, no batching", "mediapipe": "mediapipe app",
+    names = {"service": "service, batch 4", "nobatch": "service, no batching", "mediapipe": "mediapipe app",
              "offline": "offline classify_many"}
     rows = []
     for workload, bodies in workloads.items():
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                 if variant == "mediapipe":
                     servers[variant] = serve_mediapipe(model)
                 elif variant in ("service", "nobatch"):
-                    extra = ["--max-batch", "1"] if variant == "nobatch" else []
+                    extra = ["--max-batch", "1" if variant == "nobatch" else "4"]
                     servers[variant] = serve_litecls(model, args.threads, extra)
             for server in servers.values():  # warm-up, with bursts that make every batch size
                 asyncio.run(load_level(server.port, bodies, 16, 64))

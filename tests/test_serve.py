@@ -43,6 +43,7 @@ def models(zoo_model: ZooModel) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def server(models: dict[str, Path], zoo_cache: Path) -> Iterator[Server]:
     srv = Server("--max-upload-mb", "4", "--max-queue", "8", "--max-models", "2", "--threads", "2",
+                 "--max-batch", "4",
                  cache=zoo_cache, api_key=KEY)
     yield srv
     assert srv.stop() in STOPPED, "".join(srv.stderr)
@@ -337,8 +338,8 @@ def test_every_bad_request_gets_a_json_error_and_the_server_keeps_serving(server
 
 
 def test_shutdown_finishes_requests_in_flight(models, zoo_cache, photos) -> None:
-    # without batching (--max-batch 1), where each image is decoded and run on one pool thread
-    srv = Server("--threads", "1", "--max-batch", "1", cache=zoo_cache)
+    # without batching (the default), where each image is decoded and run on one pool thread
+    srv = Server("--threads", "1", cache=zoo_cache)
     chosen = photos * 2
     answer: dict[str, httpx.Response] = {}
 
