@@ -246,6 +246,24 @@ def test_concurrent_requests_are_batched_and_still_right(server, client, models,
                    model="efficientnet_lite0:int8") - before_images == len(chosen)
 
 
+def test_classify_tensors_gives_each_image_its_own_result(models, photos) -> None:
+    import numpy as np
+
+    with library(models["efficientnet_lite0:int8"]) as classifier:
+        alone = [classifier.classify(p) for p in photos[:4]]
+        batch = np.concatenate([classifier.preprocess(p) for p in photos[:4]])
+        with library(models["efficientnet_lite0:int8"]) as batched:
+            together = batched.classify_tensors(batch)
+            with pytest.raises(ValueError, match=r"\[N, H, W, C\] batch"):
+                batched.classify_tensors(batch[0])
+    assert len(together) == 4
+    for one, result in zip(alone, together, strict=True):
+        row = {"ambiguous": result.ambiguous,
+               "categories": [{"index": c.index, "score": c.score} for c in result.categories]}
+        assert_same(row, one)
+        assert result.inference_ms > 0
+
+
 def test_chunk_sizes_are_powers_of_two_up_to_max_batch() -> None:
     assert chunk_sizes(13, 8) == [8, 4, 1]
     assert chunk_sizes(20, 12) == [8, 8, 4]
