@@ -91,7 +91,11 @@ class Process:
             self.stop()
             raise RuntimeError(f"server did not start: {' '.join(command)}: {line!r}")
         self.port = int(found.group(1))
-        self._wait_until_serving()
+        try:
+            self._wait_until_serving()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_until_serving(self, timeout: float = 120.0) -> None:
         """Until a GET / gets any HTTP answer (the model is loaded before the port answers)."""
