@@ -14,15 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from photos import more_photos
 from PIL import Image
+from servers import Server
 
 from litecls.cli.main import main
 from litecls.processing.image import load_image
 from litecls.samples import labelled_imagenet_photos
 from litecls.serve.batching import chunk_sizes
 from litecls.tasks import ClassificationResult, ImageClassifier, ImageClassifierOptions
-from tests.photos import more_photos
-from tests.servers import Server
 
 ZooModel = Callable[[str, str], Path]
 KEY = "test-key-7f3a"
@@ -297,7 +297,7 @@ def test_every_bad_request_gets_a_json_error_and_the_server_keeps_serving(server
     truncated = photos[0].read_bytes()[:3000]
     buffer = io.BytesIO()
     Image.new("L", (1, 1)).save(buffer, format="PNG")
-    from tests.test_cli_classify import png_claiming
+    from test_cli_classify import png_claiming
 
     cases = {"notes.txt": b"just some text, not a photo", "cut.jpg": truncated,
              "bomb.png": png_claiming(20000, 20000)}
