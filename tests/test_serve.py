@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import signal
@@ -15,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 from photos import more_photos
-from PIL import Image
 from servers import Server
 
 from litecls.cli.main import main
@@ -295,8 +293,6 @@ def test_every_bad_request_gets_a_json_error_and_the_server_keeps_serving(server
     assert "over the limit" in error_of(client.post("/v1/classify", content=chunks()), 413)
     # 422: not an image, corrupt, decompression bomb; the message is the CLI's, naming the upload
     truncated = photos[0].read_bytes()[:3000]
-    buffer = io.BytesIO()
-    Image.new("L", (1, 1)).save(buffer, format="PNG")
     from test_cli_classify import png_claiming
 
     cases = {"notes.txt": b"just some text, not a photo", "cut.jpg": truncated,
