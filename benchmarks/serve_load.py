@@ -6,8 +6,8 @@
 
 One run, same model file (EfficientNet-Lite0 int8 by default) and same inputs for every variant:
 
-* ``service``: ``litecls serve`` as it starts by default (dynamic batching on);
-* ``service, no batching``: the same with ``--max-batch 1``;
+* ``service, batch 4``: ``litecls serve --max-batch 4`` (dynamic batching on);
+* ``service, no batching``: ``litecls serve`` as it starts by default (``--max-batch 1``);
 * ``mediapipe app``: a minimal FastAPI app calling MediaPipe Tasks' ``ImageClassifier`` per
   request (one classifier behind a lock, images decoded with PIL);
 * ``offline classify_many``: no HTTP at all, ``ImageClassifier.classify_many`` over the same bytes.
@@ -91,7 +91,11 @@ class Process:
             self.stop()
             raise RuntimeError(f"server did not start: {' '.join(command)}: {line!r}")
         self.port = int(found.group(1))
-        self._wait_until_serving()
+        try:
+            self._wait_until_serving()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_until_serving(self, timeout: float = 120.0) -> None:
         """Until a GET / gets any HTTP answer (the model is loaded before the port answers)."""
@@ -186,6 +190,7 @@ async def load_level(port: int, bodies: list[bytes], concurrency: int, total: in
     """Send ``total`` requests over ``concurrency`` keep-alive connections; latency of each 200."""
     next_index = 0
     latencies: list[float] = []
+    refused: list[float] = []  # how long a 503 took
     statuses: dict[int, int] = {}
 
     async def connection() -> None:
@@ -205,6 +210,8 @@ async def load_level(port: int, bodies: list[bytes], concurrency: int, total: in
                 statuses[status] = statuses.get(status, 0) + 1
                 if status == 200:
                     latencies.append(time.perf_counter() - started)
+                elif status == 503:
+                    refused.append(time.perf_counter() - started)
         finally:
             writer.close()
 
@@ -214,14 +221,17 @@ async def load_level(port: int, bodies: list[bytes], concurrency: int, total: in
     ok = statuses.get(200, 0)
     return {"throughput": ok / elapsed, "p50": _pct(latencies, 50), "p99": _pct(latencies, 99),
             "ok": ok, "busy": statuses.get(503, 0),
-            "failed": sum(n for s, n in statuses.items() if s not in (200, 503)), "latencies": latencies}
+            "failed": sum(n for s, n in statuses.items() if s not in (200, 503)), "latencies": latencies,
+            "refused": refused}
 
 
 def merge(results: list[dict]) -> dict:
     """Rounds of one level: median throughput, percentiles of all latencies, summed counts."""
     latencies = [t for r in results for t in r["latencies"]]
+    refused = [t for r in results for t in r.get("refused", [])]
     return {"throughput": statistics.median(r["throughput"] for r in results),
             "p50": _pct(latencies, 50), "p99": _pct(latencies, 99), "latencies": latencies,
+            "refused": refused,
             **{key: sum(r[key] for r in results) for key in ("ok", "busy", "failed")}}
 
 
@@ -323,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 if line.startswith("model name")), "unknown CPU")
     print(f"{cpu}, {os.cpu_count()} cores; model {model.name}; {args.threads} interpreter threads; "
           f"{per_level} requests per level; load average at start {os.getloadavg()[0]:.2f}", flush=True)
-    names = {"service": "service", "nobatch": "service, no batching", "mediapipe": "mediapipe app",
+    names = {"service": "service, batch 4", "nobatch": "service, no batching", "mediapipe": "mediapipe app",
              "offline": "offline classify_many"}
     rows = []
     for workload, bodies in workloads.items():
@@ -335,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                 if variant == "mediapipe":
                     servers[variant] = serve_mediapipe(model)
                 elif variant in ("service", "nobatch"):
-                    extra = ["--max-batch", "1"] if variant == "nobatch" else []
+                    extra = ["--max-batch", "1" if variant == "nobatch" else "4"]
                     servers[variant] = serve_litecls(model, args.threads, extra)
             for server in servers.values():  # warm-up, with bursts that make every batch size
                 asyncio.run(load_level(server.port, bodies, 16, 64))
@@ -386,11 +396,12 @@ def _line(row) -> str:
 
 
 def _table(rows) -> str:
-    lines = ["| workload | variant | concurrency | img/s | p50 (ms) | p99 (ms) | 503s | failed |",
+    lines = ["| workload | variant | concurrency | img/s | p50 (ms) | p99 (ms) | 503s (p50 ms) | failed |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for workload, variant, level, r in rows:
+        refused = f" ({_pct(r['refused'], 50):.1f})" if r.get("refused") else ""
         lines.append(f"| {workload} | {variant} | {level} | {r['throughput']:.0f} | {r['p50']:.1f} | "
-                     f"{r['p99']:.1f} | {r['busy']} | {r['failed']} |")
+                     f"{r['p99']:.1f} | {r['busy']}{refused} | {r['failed']} |")
     return "\n".join(lines)
 
 

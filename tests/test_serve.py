@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import signal
@@ -14,15 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
+from photos import more_photos
+from servers import Server
 
 from litecls.cli.main import main
 from litecls.processing.image import load_image
 from litecls.samples import labelled_imagenet_photos
 from litecls.serve.batching import chunk_sizes
 from litecls.tasks import ClassificationResult, ImageClassifier, ImageClassifierOptions
-from tests.photos import more_photos
-from tests.servers import Server
 
 ZooModel = Callable[[str, str], Path]
 KEY = "test-key-7f3a"
@@ -45,6 +43,7 @@ def models(zoo_model: ZooModel) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def server(models: dict[str, Path], zoo_cache: Path) -> Iterator[Server]:
     srv = Server("--max-upload-mb", "4", "--max-queue", "8", "--max-models", "2", "--threads", "2",
+                 "--max-batch", "4",
                  cache=zoo_cache, api_key=KEY)
     yield srv
     assert srv.stop() in STOPPED, "".join(srv.stderr)
@@ -71,7 +70,7 @@ def expected_results(model: Path, images: list, **options) -> list[Classificatio
 
 
 def assert_same(row: dict, result: ClassificationResult) -> None:
-    assert "error" not in row or row["error"] is None, row
+    assert "error" not in row, row
     assert row["ambiguous"] == result.ambiguous
     got = [(c["index"], c["score"]) for c in row["categories"]]
     assert got[0][0] == result.categories[0].index
@@ -138,7 +137,7 @@ def test_rows_are_what_classify_json_prints(client, models, photos, capsys) -> N
     assert main(["classify", str(photos[1]), "--model", model, "--json"]) == 0
     cli_row = json.loads(capsys.readouterr().out.splitlines()[0])
     row = client.post("/v1/classify", files=multipart(photos[1:2])).json()["results"][0]
-    assert set(row) - {"inference_ms", "error"} == set(cli_row)
+    assert set(row) - {"inference_ms"} == set(cli_row)
     assert row["categories"][0] == cli_row["categories"][0]
     assert [c["index"] for c in row["categories"]] == [c["index"] for c in cli_row["categories"]]
 
@@ -247,6 +246,24 @@ def test_concurrent_requests_are_batched_and_still_right(server, client, models,
                    model="efficientnet_lite0:int8") - before_images == len(chosen)
 
 
+def test_classify_tensors_gives_each_image_its_own_result(models, photos) -> None:
+    import numpy as np
+
+    with library(models["efficientnet_lite0:int8"]) as classifier:
+        alone = [classifier.classify(p) for p in photos[:4]]
+        batch = np.concatenate([classifier.preprocess(p) for p in photos[:4]])
+        with library(models["efficientnet_lite0:int8"]) as batched:
+            together = batched.classify_tensors(batch)
+            with pytest.raises(ValueError, match=r"\[N, H, W, C\] batch"):
+                batched.classify_tensors(batch[0])
+    assert len(together) == 4
+    for one, result in zip(alone, together, strict=True):
+        row = {"ambiguous": result.ambiguous,
+               "categories": [{"index": c.index, "score": c.score} for c in result.categories]}
+        assert_same(row, one)
+        assert result.inference_ms > 0
+
+
 def test_chunk_sizes_are_powers_of_two_up_to_max_batch() -> None:
     assert chunk_sizes(13, 8) == [8, 4, 1]
     assert chunk_sizes(20, 12) == [8, 8, 4]
@@ -278,9 +295,7 @@ def test_every_bad_request_gets_a_json_error_and_the_server_keeps_serving(server
     assert "over the limit" in error_of(client.post("/v1/classify", content=chunks()), 413)
     # 422: not an image, corrupt, decompression bomb; the message is the CLI's, naming the upload
     truncated = photos[0].read_bytes()[:3000]
-    buffer = io.BytesIO()
-    Image.new("L", (1, 1)).save(buffer, format="PNG")
-    from tests.test_cli_classify import png_claiming
+    from test_cli_classify import png_claiming
 
     cases = {"notes.txt": b"just some text, not a photo", "cut.jpg": truncated,
              "bomb.png": png_claiming(20000, 20000)}
@@ -295,7 +310,8 @@ def test_every_bad_request_gets_a_json_error_and_the_server_keeps_serving(server
     text_file = ("files", ("notes.txt", b"text", "text/plain"))
     mixed = client.post("/v1/classify", files=[*multipart(photos[:2]), text_file])
     assert mixed.status_code == 200
-    assert [r["error"] is not None for r in mixed.json()["results"]] == [False, False, True]
+    assert ["error" in r for r in mixed.json()["results"]] == [False, False, True]
+    assert set(mixed.json()["results"][2]) == {"file", "error"}
     # 404: unknown models, and no way to name a file on the server's disk
     for name in ("no_such_model", "/etc/passwd", "../../etc/passwd", str(models["efficientnet_lite0:int8"])):
         message = error_of(client.post("/v1/classify", params={"model": name}, content=b"x"), 404)
@@ -338,6 +354,7 @@ def test_every_bad_request_gets_a_json_error_and_the_server_keeps_serving(server
 
 
 def test_shutdown_finishes_requests_in_flight(models, zoo_cache, photos) -> None:
+    # without batching (the default), where each image is decoded and run on one pool thread
     srv = Server("--threads", "1", cache=zoo_cache)
     chosen = photos * 2
     answer: dict[str, httpx.Response] = {}
@@ -357,7 +374,9 @@ def test_shutdown_finishes_requests_in_flight(models, zoo_cache, photos) -> None
     response = answer["r"]
     assert response.status_code == 200, response.text
     assert len(response.json()["results"]) == len(chosen)
-    assert all(r.get("error") is None for r in response.json()["results"])
+    expected = expected_results(models["efficientnet_lite0:int8"], photos)
+    for row, result in zip(response.json()["results"], expected * 2, strict=True):
+        assert_same(row, result)
 
 
 # -- the camera WebSocket -------------------------------------------------------------------------

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from servers import Server
 
 from litecls.samples import labelled_imagenet_photos
 from litecls.tasks import ImageClassifier, ImageClassifierOptions
-from tests.servers import Server
 
 ZooModel = Callable[[str, str], Path]
 REPO = Path(__file__).resolve().parents[1]

@@ -77,6 +77,20 @@ class Batcher:
         self.on_close: Callable[[], None] | None = None
 
     @property
+    def batching(self) -> bool:
+        """False when ``max_batch`` is 1: images then run where decoded (:meth:`classify_now`)."""
+        return self._max_batch > 1
+
+    def classify_now(self, tensor: np.ndarray) -> ClassificationResult:
+        """Run one tensor on the calling thread (the classifier's lock keeps invokes one at a time).
+
+        Without batching this saves a hand-over to the inference thread per image.
+        """
+        if self._on_batch is not None:
+            self._on_batch(1)
+        return self._classifiers[1].classify_tensor(tensor)
+
+    @property
     def queued(self) -> int:
         """Images waiting for the interpreter."""
         return len(self._items)

@@ -102,12 +102,25 @@ async def classify_uploads(model: LoadedModel, uploads: list[tuple[str, bytes]],
     classifier = model.classifier
     mask = request_mask(classifier, options)
 
-    async def one(name: str, data: bytes) -> dict:
-        with model.batcher.decoding():
-            tensor = await loop.run_in_executor(pool, decode, classifier, data, name, options.roi)
+    direct = not model.batcher.batching and not needs_full_ranking(options)
+
+    def decode_and_classify(name: str, data: bytes) -> ClassificationResult | ImageError:
+        tensor = decode(classifier, data, name, options.roi)
         if isinstance(tensor, ImageError):
-            return result_row(name, tensor)
-        result = await classify_tensor(model, tensor, options, mask)
+            return tensor
+        return filter_result(model.batcher.classify_now(tensor), classifier, options, mask)
+
+    async def one(name: str, data: bytes) -> dict:
+        if direct:  # no batching: decode and invoke in one hand-over to the pool
+            result = await loop.run_in_executor(pool, decode_and_classify, name, data)
+            if isinstance(result, ImageError):
+                return result_row(name, result)
+        else:
+            with model.batcher.decoding():
+                tensor = await loop.run_in_executor(pool, decode, classifier, data, name, options.roi)
+            if isinstance(tensor, ImageError):
+                return result_row(name, tensor)
+            result = await classify_tensor(model, tensor, options, mask)
         row = result_row(name, result)
         row["inference_ms"] = round(result.inference_ms, 3)
         return row

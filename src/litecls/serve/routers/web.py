@@ -38,9 +38,9 @@ async def camera(websocket: WebSocket) -> None:
     """Classify camera frames (binary JPEG/PNG messages); answer each with JSON.
 
     Query fields: ``model``, ``threads``, ``max_results``, ``score_threshold``,
-    ``api_key`` (when the service has one). Each answer (``seq``: the frame's number, from 1):
-    ``{"seq", "categories",
-    "ambiguous", "inference_ms", "server_ms", "dropped"}`` or ``{"error"}``.
+    ``api_key`` (when the service has one). Each answer: ``{"seq", "model", "categories",
+    "ambiguous", "inference_ms", "server_ms", "dropped"}`` or ``{"seq", "error"}``, ``seq``
+    being the frame's number (from 1) and ``dropped`` how many frames a newer one replaced.
     """
     state = websocket.app.state
     params = dict(websocket.query_params)
