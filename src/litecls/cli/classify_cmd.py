@@ -10,13 +10,10 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from litecls.imagefiles import IMAGE_SUFFIXES, images_under, is_image_name
 from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
-
-if TYPE_CHECKING:
-    from litecls.tasks import ClassificationResult
+from litecls.tasks.classification_result import result_row
 
 #: Up to this many images get a full table each; more get one line each and a progress bar.
 TABLE_LIMIT = 12
@@ -145,28 +142,6 @@ def _bar(score: float, width: int = 24) -> str:
 
 def _progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _categories_json(result) -> list[dict]:
-    return [{"index": c.index, "score": round(c.score, 6), "category_name": c.category_name,
-             "display_name": c.display_name} for c in result.categories]
-
-
-def result_row(file: str, result: ClassificationResult | Exception) -> dict:
-    """The ``--json`` object for one image: its result, or ``{"file", "error"}`` when it failed.
-
-    Args:
-        file: the name to report (a path, an upload's file name).
-        result: what :meth:`ImageClassifier.classify_many` yielded for it.
-    Returns:
-        ``{"file", "ambiguous", "applied_softmax", "categories": [{"index", "score",
-        "category_name", "display_name"}]}`` or ``{"file", "error"}``; ``litecls serve``
-        answers with the same objects.
-    """
-    if isinstance(result, Exception):
-        return {"file": file, "error": str(result)}
-    return {"file": file, "ambiguous": result.ambiguous, "applied_softmax": result.applied_softmax,
-            "categories": _categories_json(result)}
 
 
 def _name(category) -> str:
@@ -324,9 +299,9 @@ def _report_video_error(path: str, exc: VideoError, args: argparse.Namespace) ->
 def _print_frame(path: str, frame, args: argparse.Namespace) -> None:
     result = frame.result
     if args.json:
-        print(json.dumps({"file": str(path), "frame": frame.index, "timestamp": round(frame.timestamp, 6),
-                          "ambiguous": result.ambiguous, "applied_softmax": result.applied_softmax,
-                          "categories": _categories_json(result)}), flush=True)
+        row = result_row(str(path), result)
+        print(json.dumps({"file": row.pop("file"), "frame": frame.index,
+                          "timestamp": round(frame.timestamp, 6), **row}), flush=True)
         return
     shown = [c for c in result.categories[:FRAME_LABELS] if c.score > 0.0]
     labels = ", ".join(f"{_name(c)} {c.score:.1%}" for c in shown) or "-"

@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from litecls.cli.classify_cmd import result_row
 from litecls.errors import ImageError
 from litecls.processing.image import load_image
 from litecls.processing.postprocess import category_mask, is_ambiguous
 from litecls.serve.registry import TOP_CATEGORIES, LoadedModel
 from litecls.serve.schemas import ClassifyOptions
 from litecls.tasks import ClassificationResult, ImageClassifier
+from litecls.tasks.classification_result import result_row
 
 
 def decode(classifier: ImageClassifier, data: bytes, name: str,

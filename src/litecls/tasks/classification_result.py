@@ -69,3 +69,23 @@ class ClassificationResult:
         """The first head's best category, or ``None`` when nothing passed the filters."""
         categories = self.categories
         return categories[0] if categories else None
+
+
+def result_row(file: str, result: ClassificationResult | Exception) -> dict:
+    """The JSON object for one image, as ``litecls classify --json`` prints and ``litecls serve`` answers.
+
+    Args:
+        file: the name to report (a path as given, an upload's file name).
+        result: the image's result, or the exception it raised (e.g. from
+            :meth:`ImageClassifier.classify_many`).
+
+    Returns:
+        ``{"file", "ambiguous", "applied_softmax", "categories": [{"index", "score",
+        "category_name", "display_name"}]}`` (the first head's categories), or
+        ``{"file", "error"}``.
+    """
+    if isinstance(result, Exception):
+        return {"file": file, "error": str(result)}
+    return {"file": file, "ambiguous": result.ambiguous, "applied_softmax": result.applied_softmax,
+            "categories": [{"index": c.index, "score": round(c.score, 6), "category_name": c.category_name,
+                            "display_name": c.display_name} for c in result.categories]}
