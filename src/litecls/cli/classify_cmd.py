@@ -13,7 +13,6 @@ from pathlib import Path
 
 from litecls.imagefiles import IMAGE_SUFFIXES, images_under, is_image_name
 from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
-from litecls.tasks.classification_result import result_row
 
 #: Up to this many images get a full table each; more get one line each and a progress bar.
 TABLE_LIMIT = 12
@@ -233,6 +232,8 @@ def _classify_images(classifier, items: list[Input], model: str, args: argparse.
             _report_error(item.name, str(result), args)
             continue
         if args.json:
+            from litecls.tasks.classification_result import result_row
+
             print(json.dumps(result_row(item.name, result)), flush=True)
         elif table:
             flag = "  (ambiguous: no label is clearly ahead)" if result.ambiguous else ""
@@ -299,6 +300,8 @@ def _report_video_error(path: str, exc: VideoError, args: argparse.Namespace) ->
 def _print_frame(path: str, frame, args: argparse.Namespace) -> None:
     result = frame.result
     if args.json:
+        from litecls.tasks.classification_result import result_row
+
         row = result_row(str(path), result)
         print(json.dumps({"file": row.pop("file"), "frame": frame.index,
                           "timestamp": round(frame.timestamp, 6), **row}), flush=True)
