@@ -37,10 +37,11 @@ test: install test-data
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
-# The quick subset for a developer (markers in pyproject.toml): runtime and zoo-file tests,
-# without training, the long agreement and fine-tuning runs, browsers or Ray. Under two
-# minutes once the test models are built (.cache/test-models, or $$LITECLS_TEST_CACHE).
-FAST := not slow and not train and not browser and not ray
+# The quick subset for a developer (markers in pyproject.toml): everything but the slow tests
+# (agreement on 696 inputs, GPTQ, training runs, the Task Library's virtualenv), browsers and
+# Ray. Under two minutes once the test models are built (.cache/test-models, or
+# $$LITECLS_TEST_CACHE).
+FAST := not slow and not browser and not ray
 test-fast: install
 	$(PY) -m pytest -m "$(FAST)" -q
 
