@@ -9,9 +9,8 @@ import pytest
 
 import litecls
 
-pytestmark = pytest.mark.core
 
-
+@pytest.mark.zoo  # imports litecls.training, the PyTorch side
 def test_top_level_names_are_the_library_objects():
     from litecls.models.zoo import build
     from litecls.tasks import ImageClassifier
@@ -24,6 +23,7 @@ def test_top_level_names_are_the_library_objects():
         _ = litecls.nope
 
 
+@pytest.mark.core
 def test_import_litecls_does_not_load_torch():
     code = "import sys, litecls; print('torch' in sys.modules, 'ai_edge_litert' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

