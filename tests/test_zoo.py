@@ -225,18 +225,17 @@ def test_int8_agrees_with_float32_and_is_smaller(name, zoo_model):
 def test_int8_keeps_the_answer_as_often_as_a_one_level_change(name, zoo_model):
     """The standing target: int8 keeps float32's top-1 at least as often as a 1-level change does.
 
-    int8 is compared with float32 on the same inputs; the yardstick is float32 on the same
-    inputs with every pixel moved by at most one level (seed LITECLS_TEST_SEED, or 1). A model
-    listed in MISSES_ONE_LEVEL_TARGET that misses is reported as an expected failure with its
-    figures, not as a pass.
+    int8 is compared with float32 on the same inputs (perturbed under LITECLS_TEST_SEED, if
+    set); the yardstick is float32 on the unchanged views against float32 on the views with
+    every pixel moved by at most one level (that seed, or 1). A model listed in
+    MISSES_ONE_LEVEL_TARGET that misses is reported as an expected failure with its figures,
+    not as a pass.
     """
     float_path, int8_path = zoo_model(name, "float32"), zoo_model(name, "int8")
     seed = seed_from_env()
-    reference = _top1(float_path, name, seed)
-    int8_keeps = int((_top1(int8_path, name, seed) == reference).sum())
+    int8_keeps = int((_top1(int8_path, name, seed) == _top1(float_path, name, seed)).sum())
     one_level = 1 if seed is None else seed
-    moved = run_tflite(float_path, perturb(_views(name, seed), 1000 + one_level)).argmax(1)
-    level_keeps = int((moved == reference).sum())
+    level_keeps = int((_top1(float_path, name, one_level) == _top1(float_path, name, None)).sum())
     verdict = (f"{name}: int8 keeps float32's top-1 on {int8_keeps}/696 views, float32 itself keeps "
                f"it on {level_keeps}/696 after a 1-level change")
     print(verdict)
