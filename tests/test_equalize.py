@@ -38,6 +38,7 @@ def test_streams_cover_every_block(name):
     assert all(c.kernel_size == (1, 1) and c.groups == 1 for s in streams for c in s.consumers)
 
 
+@pytest.mark.slow  # a minute or two a model on 2 shared cores
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_equalization_keeps_the_output_and_evens_the_ranges(name):
     model = create_model(name).eval()
@@ -57,6 +58,7 @@ def test_equalization_keeps_the_output_and_evens_the_ranges(name):
         assert new == pytest.approx(min(old, 1e3) ** 0.5, rel=1e-3) or old > 1e3
 
 
+@pytest.mark.slow  # a minute or two a model on 2 shared cores
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_equalized_where_streams_are_uneven(name):
     """A model is equalized exactly when a stream's widest channel is over 10x its narrowest

@@ -17,7 +17,7 @@ NAME = "efficientnet_lite0"
 
 
 @pytest.fixture(scope="module")
-def rounded(zoo_model):
+def rounded(zoo_model):  # 1-4 minutes of GPTQ: the tests using it are marked slow
     """Lite0's float32 file, GPTQ-rounded on the zoo's calibration photos."""
     config = get_config(NAME)
     spec = zoo_spec(config)
@@ -33,14 +33,19 @@ def _weights(model) -> dict[bytes, np.ndarray]:
     return {t.name: np.frombuffer(bytes(model.buffers[t.buffer].data), np.float32) for t in weights}
 
 
+@pytest.mark.slow
 def test_gptq_lowers_every_layers_output_error(rounded):
     # Lite0: stem, 16 blocks of expand/depthwise/project convs (the first has no expansion),
     # head conv, classifier.
     assert rounded.layers == 1 + 16 * 3 - 1 + 2
-    # Summed over layers, the error the rounding adds to the layers' outputs: measured 8-9x lower.
-    assert rounded.gptq_error < 0.25 * rounded.nearest_error
+    # Summed over layers, the error the rounding adds to the layers' outputs: measured 6.6x lower
+    # than rounding to nearest (521,546 -> 78,641 on Lite0; deterministic, so the floor only
+    # leaves room for arithmetic differences between machines). The README's "8-9x" is not what
+    # this code gives (docs/decisions.md, "Test floors and their noise").
+    assert rounded.nearest_error / rounded.gptq_error >= 6.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["int8", "dynamic"])
 def test_quantizer_keeps_the_gptq_weights(rounded, zoo_model, precision):
     """The file stores the GPTQ values: the quantizer's grid is the one GPTQ used."""

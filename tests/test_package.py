@@ -10,6 +10,7 @@ import pytest
 import litecls
 
 
+@pytest.mark.zoo  # imports litecls.training, the PyTorch side
 @pytest.mark.train
 def test_top_level_names_are_the_library_objects():
     from litecls.models.zoo import build

@@ -274,6 +274,7 @@ CASES = {"fashion-float32": ("fashionMNIST", "L", FASHION_LABELS, FASHION_MEAN, 
 
 
 @pytest.mark.zoo
+@pytest.mark.slow  # made_models trains and converts three small models
 @pytest.mark.parametrize("name", list(CASES))
 def test_made_model_matches_its_pytorch_network(made_models, name: str, tmp_path: Path) -> None:
     prefix, mode, label_names, mean, std = CASES[name]
@@ -311,6 +312,7 @@ def test_made_model_matches_its_pytorch_network(made_models, name: str, tmp_path
 
 
 @pytest.mark.zoo
+@pytest.mark.slow  # made_models trains and converts three small models
 def test_a_colour_photo_on_a_grayscale_model(made_models) -> None:
     path, _ = made_models["fashion-int8"]
     options = ImageClassifierOptions(model_path=path, labels=FASHION_LABELS, mean=FASHION_MEAN,
@@ -327,6 +329,7 @@ def test_a_colour_photo_on_a_grayscale_model(made_models) -> None:
 
 
 @pytest.mark.zoo
+@pytest.mark.slow  # made_models trains and converts three small models
 def test_made_model_label_and_normalisation_errors(made_models) -> None:
     path, _ = made_models["cifar10-int8"]
     with pytest.raises(LabelsError, match=r"9 labels in the labels given in the options.*10 classes"):

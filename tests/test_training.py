@@ -112,12 +112,14 @@ def run(fm_root, zoo_cache, tmp_path_factory) -> dict:
             "interrupted": interrupted}
 
 
+@pytest.mark.slow
 def test_interrupted_run_left_a_checkpoint_and_no_model(run):
     state = run["interrupted"]
     assert state["stage"] == "head" and state["epoch"] == INTERRUPT_AFTER and not state["finished"]
     assert [r["epoch"] for r in state["history"]] == list(range(1, INTERRUPT_AFTER + 1))
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_like_an_uninterrupted_run(run, zoo_cache, tmp_path):
     report = run["report"]
     assert report["stages"]["head"]["resumed_from"] == INTERRUPT_AFTER
@@ -134,6 +136,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(run, zoo_cache, tmp_
         assert torch.equal(tensor, resumed[name]), name
 
 
+@pytest.mark.slow
 def test_summary_of_classes_and_counts_is_printed(run):
     lines = run["stdout"].splitlines()
     assert lines[0].split() == ["class", "train", "val", "test"]
@@ -141,6 +144,7 @@ def test_summary_of_classes_and_counts_is_printed(run):
     assert rows["trouser"] == ["50", "10", "30"] and rows["total"] == ["500", "100", "300"]
 
 
+@pytest.mark.slow
 def test_accuracy_of_trained_and_exported_models(run):
     results = run["report"]["evaluation"]
     trained = results["trained model (LiteRT backbone + head)"]
@@ -154,6 +158,7 @@ def test_accuracy_of_trained_and_exported_models(run):
     assert int8["top1"] >= f32["top1"] - 0.05
 
 
+@pytest.mark.slow
 def test_exported_files_carry_metadata_and_new_labels(run):
     out = run["out"]
     classes = sorted(fashion_mnist.CLASSES)
@@ -208,6 +213,7 @@ def _test_images(fm_root: Path, per_class: int) -> list[tuple[Path, str]]:
             for p in sorted(d.iterdir())[:per_class]]
 
 
+@pytest.mark.slow
 def test_litecls_classify_uses_the_exported_model(run, fm_root):
     images = _test_images(fm_root, 3)
     code, stdout, stderr = run_cli("classify", *[str(p) for p, _ in images], "--model",
@@ -220,6 +226,7 @@ def test_litecls_classify_uses_the_exported_model(run, fm_root):
     assert correct >= 0.6 * len(images), stdout
 
 
+@pytest.mark.slow
 def test_mediapipe_classifies_with_the_exported_models(run, fm_root):
     mp = import_or_skip("mediapipe")
     from mediapipe.tasks.python import vision
@@ -246,6 +253,7 @@ def test_mediapipe_classifies_with_the_exported_models(run, fm_root):
         assert agree >= 0.9 * len(images), (precision, agree)
 
 
+@pytest.mark.slow
 def test_report_plots_and_confusion_matrix(run):
     out, report = run["out"], run["report"]
     markdown = (out / "report.md").read_text()
@@ -267,6 +275,7 @@ def test_report_plots_and_confusion_matrix(run):
     assert report["timings"]["feature_extraction"] > 0 and "export_int8" in report["timings"]
 
 
+@pytest.mark.slow
 def test_output_with_a_model_is_not_overwritten(run, fm_root):
     model = run["out"] / "model-int8.tflite"
     before = model.stat().st_mtime_ns
@@ -300,6 +309,7 @@ def changed_stages(backbone: torch.nn.Module, image_size: int | None = None) -> 
             for s0, s1 in zip(pretrained, backbone_stages(backbone), strict=True)]
 
 
+@pytest.mark.slow
 def test_fine_tune_trains_the_top_only_and_resumes(fm_root, zoo_cache, tmp_path):
     classes = {"bag": 12, "sneaker": 12, "trouser": 12}
     train_set = ImageFolder(copy_images(fm_root / "train", tmp_path / "train", classes))
@@ -327,6 +337,7 @@ def test_fine_tune_trains_the_top_only_and_resumes(fm_root, zoo_cache, tmp_path)
     assert evaluation.num_images == 9 and evaluation.top1 >= 2 / 3
 
 
+@pytest.mark.slow
 def test_fine_tune_all_trains_every_stage_on_augmented_images(fm_root, zoo_cache, tmp_path):
     classes = {"bag": 6, "trouser": 6}
     train_set = ImageFolder(copy_images(fm_root / "train", tmp_path / "train", classes))
