@@ -563,16 +563,19 @@ class ImageClassifier:
 
     def _run(self, tensors: list[np.ndarray], timestamp_ms: int) -> ClassificationResult:
         with self._lock:
-            interpreter = self._check_open()
-            started = time.perf_counter()
-            interpreter.set_tensor(self._signature.input.index, tensors[0])
-            try:
-                interpreter.invoke()
-                raws = [interpreter.get_tensor(head.spec.index) for head in self._heads]
-            except (RuntimeError, ValueError) as exc:  # the model failing stops the run, plainly
-                raise ModelFileError(f"{self._name}: the model failed to run: {exc}") from None
-            elapsed_ms = (time.perf_counter() - started) * 1000
+            raws, elapsed_ms = self._invoke(self._check_open(), tensors[0])
         return self._rank(raws, elapsed_ms, timestamp_ms)
+
+    def _invoke(self, interpreter: Interpreter, tensor: np.ndarray) -> tuple[list[np.ndarray], float]:
+        """Every head's raw output for ``tensor`` and the invoke's milliseconds (caller holds the lock)."""
+        started = time.perf_counter()
+        interpreter.set_tensor(self._signature.input.index, tensor)
+        try:
+            interpreter.invoke()
+            raws = [interpreter.get_tensor(head.spec.index) for head in self._heads]
+        except (RuntimeError, ValueError) as exc:  # the model failing stops the run, plainly
+            raise ModelFileError(f"{self._name}: the model failed to run: {exc}") from None
+        return raws, (time.perf_counter() - started) * 1000
 
     def _rank(self, raws: list[np.ndarray], inference_ms: float, timestamp_ms: int) -> ClassificationResult:
         opts, limit = self._options, self._max_results
@@ -706,15 +709,9 @@ class ImageClassifier:
             if tuple(interpreter.get_input_details()[0]["shape"]) != batch.shape:
                 interpreter.resize_tensor_input(index, list(batch.shape))
                 interpreter.allocate_tensors()
-            started = time.perf_counter()
-            interpreter.set_tensor(index, batch)
-            try:
-                interpreter.invoke()
-                raws = [interpreter.get_tensor(head.spec.index) for head in self._heads]
-            except (RuntimeError, ValueError) as exc:  # the model failing stops the run, plainly
-                raise ModelFileError(f"{self._name}: the model failed to run: {exc}") from None
-            elapsed_ms = (time.perf_counter() - started) * 1000
+            raws, elapsed_ms = self._invoke(interpreter, batch)
         return [self._rank([raw[k] for raw in raws], elapsed_ms / len(batch), 0) for k in range(len(batch))]
+
 
 def _mode_words(mode: RunningMode) -> str:
     return mode.name.lower().replace("_", " ")
