@@ -65,7 +65,10 @@ def filter_result(result: ClassificationResult, classifier: ImageClassifier,
         categories = [c for c in categories if c.score >= options.score_threshold]
     if options.max_results > 0:
         categories = categories[:options.max_results]
-    return replace(result, categories=categories, ambiguous=ambiguous)
+    if not result.classifications:
+        return result
+    first = replace(result.classifications[0], categories=categories)
+    return replace(result, classifications=[first, *result.classifications[1:]], ambiguous=ambiguous)
 
 
 def needs_full_ranking(options: ClassifyOptions) -> bool:
