@@ -150,13 +150,14 @@ def test_float32_matches_pytorch(name, zoo_model):
 # Inputs: the 20 labelled photos and the 696 agreement views (6 crops of 58 real photos, as is and
 # mirrored), as they are or, with LITECLS_TEST_SEED set, with every pixel moved by at most one
 # level (tests/support.py: perturb). Each floor is the mean of the figure over the unchanged
-# inputs and 5 seeds minus three standard deviations, rounded down (benchmarks/floor_noise.py;
+# inputs and 5 seeds (10 for int8 agreement) minus three standard deviations, rounded down
+# (benchmarks/floor_noise.py;
 # docs/decisions.md, "Test floors and their noise"): tight enough that a regression of a few
 # inputs fails, loose enough that an invisible input change does not.
 
 #: Of the 696 views, how many must keep float32's top-1 class in the int8 file.
-INT8_AGREEMENT_FLOOR = {"efficientnet_lite0": 650, "efficientnet_lite1": 652, "efficientnet_lite2": 670,
-                        "mobilenet_v2": 630}
+INT8_AGREEMENT_FLOOR = {"efficientnet_lite0": 652, "efficientnet_lite1": 651, "efficientnet_lite2": 667,
+                        "mobilenet_v2": 632}
 #: Of the 20 labelled photos, right at top-1 and at top-5 in the float32 file.
 FLOAT32_TOP1_FLOOR = {"efficientnet_lite0": 18, "efficientnet_lite1": 16, "efficientnet_lite2": 18,
                       "mobilenet_v2": 16}
