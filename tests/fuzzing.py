@@ -468,11 +468,45 @@ class ChildRun:
     timed_out: bool
 
 
+def peak_rss_kib() -> int:
+    """This process's own peak resident memory in KiB: ``VmHWM`` (Linux), else ``ru_maxrss``.
+
+    ``ru_maxrss`` survives ``exec``: a child forked from a large process (pytest after
+    loading many models) starts with the parent's peak. ``VmHWM`` belongs to the child's
+    own address space, made at ``exec``.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _write_peak() -> None:
+    target = os.environ.get(PEAK_FILE_ENV)
+    if target:
+        Path(target).write_text(str(peak_rss_kib()))
+
+
+#: The child writes its peak memory (KiB) to this file at exit (see :func:`run_child`).
+PEAK_FILE_ENV = "LITECLS_FUZZ_PEAK_FILE"
+
+
 def run_child(args: list[str], cwd: Path, timeout: float, env: dict | None = None) -> ChildRun:
-    """Run ``args`` to the end or ``timeout``; peak RSS from the child's own rusage (``os.wait4``)."""
+    """Run ``args`` (a ``tests/fuzzing.py`` command) to the end or ``timeout``.
+
+    Peak memory: what the child reports of its own address space at exit
+    (:func:`peak_rss_kib`); for a child that died before reporting, its rusage from ``os.wait4``.
+    """
+    import tempfile
+
     started = time.perf_counter()
-    with open(os.devnull, "rb") as stdin, \
-            _temp() as out, _temp() as err:
+    with open(os.devnull, "rb") as stdin, _temp() as out, _temp() as err, \
+            tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        env = {**(env if env is not None else os.environ), PEAK_FILE_ENV: str(peak_file)}
         process = subprocess.Popen(args, cwd=cwd, stdin=stdin, stdout=out, stderr=err, env=env)
         timed_out = False
         deadline = started + timeout
@@ -489,8 +523,12 @@ def run_child(args: list[str], cwd: Path, timeout: float, env: dict | None = Non
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
+        try:
+            peak_kib = int(peak_file.read_text())
+        except (OSError, ValueError):
+            peak_kib = usage.ru_maxrss
         return ChildRun(process.returncode, out.read().decode("utf-8", "surrogateescape"),
-                        err.read().decode("utf-8", "replace"), usage.ru_maxrss * 1024,
+                        err.read().decode("utf-8", "replace"), peak_kib * 1024,
                         time.perf_counter() - started, timed_out)
 
 
@@ -510,8 +548,8 @@ def child_env() -> dict:
 def cli_images(model: str, names: list[str], cwd: Path, per_file_s: float = 5.0,
                workers: int = 2) -> ChildRun:
     """``litecls classify --json`` over ``names`` in one child process."""
-    args = [sys.executable, "-m", "litecls.cli.main", "classify", "--json", "--workers", str(workers),
-            "--model", model, "--", *names]
+    args = [sys.executable, str(Path(__file__).resolve()), "cli", "classify", "--json", "--workers",
+            str(workers), "--model", model, "--", *names]
     return run_child(args, cwd, 60 + per_file_s * len(names), child_env())
 
 
@@ -584,7 +622,7 @@ def _child_images(model: str, names: list[str]) -> int:
                 row = {"file": name, "error": str(exc)}
             row["cpu_s"] = round(time.process_time() - cpu, 4)
             row["wall_s"] = round(time.perf_counter() - wall, 4)
-            row["rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            row["rss_kib"] = peak_rss_kib()
             print(json.dumps(row), flush=True)
     return 0
 
@@ -632,7 +670,14 @@ def _child_models(image: str, models: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    import atexit
+
+    atexit.register(_write_peak)
     command, first, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if command == "cli":  # ``litecls ARGS``, as ``python -m litecls.cli.main`` runs it
+        from litecls.cli.main import main
+
+        sys.exit(main([first, *rest]))
     if command == "images-api":
         sys.exit(_child_images(first, rest))
     if command == "models":
