@@ -11,7 +11,7 @@ any machine, with no zoo lookup.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -221,8 +221,3 @@ def resolve_processing(input_spec: ImageInputSpec | None = None, metadata: Model
     if "input_size" not in settings:
         raise ValueError("the input size is unknown: give input_size, a model file or a zoo config")
     return ProcessingConfig(**settings)
-
-
-def with_options(config: ProcessingConfig, **options: Any) -> ProcessingConfig:
-    """``config`` with the options that are not ``None`` replaced (and validated)."""
-    return replace(config, **{key: value for key, value in options.items() if value is not None})
