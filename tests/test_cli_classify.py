@@ -297,7 +297,6 @@ def feature_extractor(zoo_model: ZooModel, tmp_path_factory: pytest.TempPathFact
     return path
 
 
-@pytest.mark.core
 @pytest.mark.zoo
 def test_bad_model_files_get_specific_messages(capsys, zoo_model: ZooModel, feature_extractor, photos,
                                                tmp_path: Path) -> None:
