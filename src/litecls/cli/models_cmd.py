@@ -24,6 +24,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--precision", "-p", default="int8", choices=[*PRECISIONS, "all"])
     build.add_argument("--cache-dir", help="where to write (default: $LITECLS_CACHE or XDG cache)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.add_argument("--verbose", "-v", action="store_true",
+                       help="also show what the converters and the quantizer print")
     build.set_defaults(func=cmd_build)
 
     info = sub.add_parser("info", help="print a .tflite's metadata and tensors")

@@ -68,6 +68,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in OUT")
     parser.add_argument("--cache-dir", help="model cache (default: $LITECLS_CACHE or XDG cache)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="also show what the converters and the quantizer print")
     parser.set_defaults(func=cmd_train)
 
 

@@ -34,8 +34,17 @@ def export_tflite(model: nn.Module | None, spec: ExportSpec, precision: str = "f
 
     ``calibration`` (needed for ``int8``; ``dynamic`` uses it for GPTQ weight
     rounding when given) returns uint8 NHWC images of the input size.
-    ``float_model`` reuses an already converted float32 file.
+    ``float_model`` reuses an already converted float32 file. What the
+    converters print goes to the ``litecls.export`` logger (shown on failure).
     """
+    from litecls.export.quiet import converter_output_captured
+
+    with converter_output_captured():
+        return _export(model, spec, precision, calibration, float_model)
+
+
+def _export(model: nn.Module | None, spec: ExportSpec, precision: str,
+            calibration: Callable[[], Iterable[np.ndarray]] | None, float_model: bytes | None) -> bytes:
     from litecls.export import quantize
     from litecls.export.convert import convert_float32
 

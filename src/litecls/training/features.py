@@ -107,8 +107,10 @@ def convert_backbone(backbone: nn.Module, name: str, image_size: int) -> bytes:
     import litert_torch
     import torch
 
+    from litecls.export.quiet import converter_output_captured
+
     module = _pixel_module(backbone.eval(), get_config(name))
-    with torch.no_grad():
+    with torch.no_grad(), converter_output_captured():
         edge_model = litert_torch.convert(module, (torch.zeros(1, image_size, image_size, 3),))
     return bytes(edge_model.model_content())
 

@@ -87,8 +87,10 @@ def bottom_file(name: str, image_size: int, split: int, cache: str | Path | None
     if not path.is_file():
         import litert_torch  # slow to import: only when converting
 
+        from litecls.export.quiet import converter_output_captured
+
         module = _Bottom(create_backbone(config.name, image_size), config.mean, config.std, split).eval()
-        with torch.no_grad():
+        with torch.no_grad(), converter_output_captured():
             edge = litert_torch.convert(module, (torch.zeros(1, image_size, image_size, 3),))
         atomic_write(path, bytes(edge.model_content()))
     return path
