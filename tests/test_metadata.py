@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from litecls.errors import MetadataError
-from litecls.metadata import PROCESSING_FILE, ModelMetadata, read_metadata, write_metadata
+from litecls.metadata import PROCESSING_FILE, ModelMetadata, read_metadata, strip_metadata, write_metadata
 from litecls.metadata.reader import metadata_buffer
 from litecls.models import get_config, list_models
 from litecls.models.labels import imagenet_labels
@@ -27,19 +27,6 @@ from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
 # The zoo files these read are built by the full run; the core-install run reads them from its cache.
 pytestmark = pytest.mark.zoo
-
-
-def _bare(model: bytes) -> bytes:
-    """``model`` without metadata or packed files (re-packing drops the appended zip archive)."""
-    parsed = read_model(model)
-    keep = []
-    for entry in parsed.metadata or []:
-        if (entry.name or b"").decode() == "TFLITE_METADATA":
-            parsed.buffers[entry.buffer].data = None  # its buffer stays, empty, so the indices stay
-        else:
-            keep.append(entry)
-    parsed.metadata = keep or None
-    return write_model(parsed)
 
 
 def _rewritten_zip(model: bytes, files: dict[str, bytes]) -> bytes:
@@ -100,7 +87,7 @@ def test_written_metadata_reads_back_identically(zoo_model, precision: str) -> N
     back.associated_files, back.min_parser_version = [], ""
     assert back == changed
     # The graph is untouched: the same weights and the same answers.
-    assert _bare(rewritten) == _bare(model)
+    assert strip_metadata(rewritten) == strip_metadata(model)
 
 
 @pytest.mark.core
@@ -249,7 +236,7 @@ def test_mediapipe_displayer_reads_what_mediapipes_writer_writes(zoo_model, name
 
     ours = zoo_model(name, precision).read_bytes()
     meta = read_metadata(ours)
-    reference = _mediapipe_writer_output(_bare(ours), meta)
+    reference = _mediapipe_writer_output(strip_metadata(ours), meta)
     displayer = mp_metadata.MetadataDisplayer
     ours_json = json.loads(displayer.with_model_buffer(ours).get_metadata_json())
     reference_json = json.loads(displayer.with_model_buffer(reference).get_metadata_json())
