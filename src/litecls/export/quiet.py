@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
-import tempfile
-import threading
 from collections.abc import Iterator
 
+from litecls.runtime.capture import fds_captured
+
 _log = logging.getLogger("litecls.export")
-_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -30,36 +28,13 @@ def converter_output_captured() -> Iterator[None]:
     Raises:
         Whatever the body raises, after writing the captured output to standard error.
     """
-    with _LOCK:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        try:
-            saved = [os.dup(1), os.dup(2)]
-        except OSError:  # no such descriptors (embedded): nothing to capture
+    lines: list[str] = []
+    try:
+        with fds_captured(1, 2) as lines:
             yield
-            return
-        with tempfile.TemporaryFile() as sink:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
-            failed = False
-            try:
-                yield
-            except BaseException:
-                failed = True
-                raise
-            finally:
-                for stream in (sys.stdout, sys.stderr):
-                    with contextlib.suppress(Exception):
-                        stream.flush()
-                os.dup2(saved[0], 1)
-                os.dup2(saved[1], 2)
-                for fd in saved:
-                    os.close(fd)
-                sink.seek(0)
-                text = sink.read().decode("utf-8", "replace").replace("\r", "\n")
-                lines = [line for line in text.splitlines() if line.strip()]
-                if failed and lines:
-                    print("\n".join(lines), file=sys.stderr, flush=True)
-                elif lines:
-                    _log.info("converter output:\n%s", "\n".join(lines))
+    except BaseException:
+        if lines:
+            print("\n".join(lines), file=sys.stderr, flush=True)
+        raise
+    if lines:
+        _log.info("converter output:\n%s", "\n".join(lines))

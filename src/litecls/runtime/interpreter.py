@@ -18,8 +18,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from litecls.errors import ModelFileError, ModelNotFoundError
+from litecls.runtime.capture import fds_captured
 from litecls.runtime.integrity import sha256_hex, verify_sidecar
 
 _log = logging.getLogger("litecls.runtime")
@@ -51,7 +50,6 @@ _TRUSTED: set[str] = set()
 
 #: LiteRT's native log lines that say nothing to a user; kept for ``--verbose`` (logging INFO).
 _CHATTER = re.compile(r"^INFO: (Created TensorFlow Lite .*delegate|Initialized TensorFlow Lite runtime)")
-_STDERR_LOCK = threading.Lock()
 
 #: Every TFLite flatbuffer carries this file identifier at byte offset 4.
 TFLITE_IDENTIFIER = b"TFL3"
@@ -367,31 +365,16 @@ def native_stderr_captured() -> Iterator[None]:
     it. Known chatter goes to the ``litecls.runtime`` logger at INFO (shown by
     ``--verbose``); anything else is written to stderr afterwards.
     """
-    with _STDERR_LOCK:
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError, AttributeError):  # no fd 2 (embedded, closed): nothing to capture
-            yield
-            return
-        with tempfile.TemporaryFile() as sink:
-            os.dup2(sink.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                sink.seek(0)
-                captured = sink.read().decode("utf-8", "replace")
-        other = []
-        for line in captured.splitlines():
-            if _CHATTER.match(line):
-                _log.info("%s", line)
-            elif line.strip():
-                other.append(line)
-        if other:
-            print("\n".join(other), file=sys.stderr, flush=True)
-
+    with fds_captured(2) as lines:
+        yield
+    other = []
+    for line in lines:
+        if _CHATTER.match(line):
+            _log.info("%s", line)
+        else:
+            other.append(line)
+    if other:
+        print("\n".join(other), file=sys.stderr, flush=True)
 
 def _spec(cls: type[TensorSpec], detail: dict) -> TensorSpec:
     scale, zero_point = detail["quantization"]
