@@ -251,11 +251,15 @@ def test_choose_on_a_measured_report(capsys, report_file: Path):
     report = load_report(report_file)
     slowest = max(max(r.latency_ms.values()) for r in report.rows)
     choice = choose(report, budget_ms=slowest + 1)
-    # Everything fits: the choice is one of the most accurate files (tie-breaks: the hand-made test).
-    assert choice.row is not None and choice.row.top1 == max(r.top1 for r in report.rows)
+    # Everything fits: the choice has the highest published top-1 (the rule: the hand-made tests),
+    # and says which figure it ranked by.
+    assert report.rank_by == "published"
+    assert choice.row is not None
+    assert choice.row.published_top1 == max(r.published_top1 for r in report.rows)
     code, out, _err = run_cli(capsys, "models", "choose", "--budget-ms", slowest + 1, "--report", report_file)
     assert code == 0 and out.startswith(f"choose {choice.row.name}")
     assert f"the most accurate of the {len(report.rows)}" in out
+    assert f"published ImageNet top-1 {100 * choice.row.published_top1:.1f}%" in out
 
     # A size limit below every float32 file leaves the int8 files only.
     limit = min(r.size_mb for r in report.rows if r.precision == "float32") - 0.1
@@ -281,16 +285,18 @@ KNOWN_ROWS = [
 
 
 def known_report() -> ZooReport:
+    """Ranked by the measured figures, as with the user's own data (``--data``)."""
     rows = [ReportRow(model=name, precision="int8", path=f"/nowhere/{name}.tflite", size_mb=mb,
                       latency_ms={1: 2 * ms, 2: ms}, top1=top1, top5=top5, images=20, agreement=None)
             for name, ms, top1, top5, mb in KNOWN_ROWS]
-    return ZooReport(rows=rows, threads=[1, 2], data="hand-made", runs=1, warmup=0, machine={})
+    return ZooReport(rows=rows, threads=[1, 2], data="hand-made", runs=1, warmup=0, machine={},
+                     rank_by="data")
 
 
 @pytest.mark.core
 def test_pareto_front_of_a_known_report():
     report = known_report()
-    pareto_flags(report.rows, 2)
+    pareto_flags(report.rows, 2, report.rank_by)
     assert [r.model for r in report.rows if r.pareto] == ["fast", "fast-twin", "accurate", "best-top5"]
 
 
@@ -315,3 +321,71 @@ def test_choose_reports_why_nothing_fits():
     assert sum("too slow" in reason for reason in choice.reasons) == len(KNOWN_ROWS)
     with pytest.raises(ValueError, match="not 4"):
         choose(known_report(), budget_ms=50, threads=4)
+
+
+# A hand-made report ranked by published figures, shaped like the case issue #16 reported: on 20
+# photos "mobile:float16" got one more right than "lite2", whose published top-1 is 5.7 points higher.
+# (name, precision, ms at 2 threads, measured top-1, published top-1 %, published for, agreement, MB)
+PUBLISHED_ROWS = [
+    ("mobile", "float16", 12.0, 0.95, 71.9, "float", 1.0, 7.0),
+    ("lite2", "float32", 30.0, 0.90, 77.6, "float", None, 24.0),
+    ("lite2", "float16", 30.0, 0.90, 77.6, "float", 1.0, 12.0),  # as accurate, smaller: wins ties
+    ("lite2", "dynamic", 28.0, 0.85, 77.6, "float", 0.95, 6.5),  # same figure, agrees less
+    ("lite2", "int8", 20.0, 0.90, 77.0, "int8", 1.0, 6.0),  # its own, lower published figure
+    ("lite1", "float32", 25.0, 0.95, 76.7, "float", None, 20.0),  # slower and less accurate than lite2:int8
+    ("mystery", "int8", 5.0, 1.00, None, None, 1.0, 1.0),  # nothing published: ranks last
+]
+
+
+def published_report() -> ZooReport:
+    rows = [ReportRow(model=name, precision=precision, path=f"/nowhere/{name}-{precision}.tflite",
+                      size_mb=mb, latency_ms={1: 2 * ms, 2: ms}, top1=top1, top5=top1, images=20,
+                      agreement=agreement, published_top1=None if pub is None else pub / 100,
+                      published_for=kind, published_source=None if pub is None else "https://example.org")
+            for name, precision, ms, top1, pub, kind, agreement, mb in PUBLISHED_ROWS]
+    return ZooReport(rows=rows, threads=[1, 2], data="20 sample photos", runs=1, warmup=0, machine={})
+
+
+@pytest.mark.core
+@pytest.mark.parametrize(("budget_ms", "expected"), [
+    (33, "lite2:float16"),  # float32 and float16 tie on everything but size
+    (29, "lite2:dynamic"),  # the float figure applies to dynamic-range files
+    (25, "lite2:int8"),  # 77.0 published for the int8 file still beats 71.9
+    (15, "mobile:float16"),  # one more photo right does not matter; fitting does
+    (8, "mystery:int8"),  # the only file that fits, though nothing is published for it
+])
+def test_choose_ranks_by_published_accuracy(budget_ms: float, expected: str):
+    choice = choose(published_report(), budget_ms=budget_ms, threads=2)
+    assert choice.row is not None and choice.row.name == expected, choice.reasons
+    if choice.row.published_top1 is not None:
+        assert f"published ImageNet top-1 {100 * choice.row.published_top1:.1f}%" in choice.reasons[0]
+    assert "ranked by published ImageNet top-1" in choice.reasons[1]
+
+
+@pytest.mark.core
+def test_published_pareto_front_and_data_ranking_differ():
+    report = published_report()
+    pareto_flags(report.rows, 2, "published")
+    assert [r.name for r in report.rows if not r.pareto] == ["lite1:float32"]
+    # The same rows ranked by the 20 photos: the choice #16 complained about.
+    pareto_flags(report.rows, 2, "data")
+    assert [r.name for r in report.rows if r.pareto] == ["mystery:int8"]
+    report.rank_by = "data"
+    assert choose(report, budget_ms=33, threads=2).row.name == "mystery:int8"
+    with pytest.raises(ValueError, match="unknown ranking"):
+        report.rows[0].accuracy_key("photos")
+
+
+@pytest.mark.core
+def test_registry_published_figures_have_sources():
+    from litecls.models import get_config, list_models
+
+    for name in list_models():
+        config = get_config(name)
+        assert config.published is not None and config.published.source.startswith("https://")
+        assert 60 < config.published.top1 < 90
+        for precision in ("float32", "float16", "dynamic"):
+            assert config.published_accuracy(precision) == (config.published, "float")
+        figure, kind = config.published_accuracy("int8")
+        assert (kind == "int8") == (config.published_int8 is not None)
+        assert figure.top1 <= config.published.top1

@@ -59,7 +59,11 @@ def _measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", help="comma-separated model names (default: every zoo model)")
     p.add_argument("--precisions", "-p", default=",".join(PRECISIONS),
                    help=f"comma-separated precisions (default: {','.join(PRECISIONS)})")
-    p.add_argument("--data", help="labelled folder or path,label file (default: the sample photos)")
+    p.add_argument("--data", help="labelled folder or path,label file to measure accuracy on (default: "
+                   "the 20 sample photos, a sanity check only)")
+    p.add_argument("--rank-by", choices=("published", "data"),
+                   help="what 'most accurate' means: the published ImageNet top-1 (the default without "
+                        "--data) or top-1 measured on --data (the default with it)")
     p.add_argument("--runs", type=int, default=30, help="timed runs per file and thread count (default 30)")
     p.add_argument("--warmup", type=int, default=5, help="warm-up runs (default 5)")
     p.add_argument("--cache-dir", help="model cache (default: $LITECLS_CACHE or XDG cache)")
@@ -75,7 +79,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from litecls.models.complexity import count_params_and_macs
     from litecls.models.zoo import built_path, cached_file
 
-    header = ["model", "input", "params (M)", "MACs (M)", *[f"{p} (MB)" for p in PRECISIONS]]
+    header = ["model", "input", "params (M)", "MACs (M)", "ImageNet top-1 float/int8",
+              *[f"{p} (MB)" for p in PRECISIONS]]
     rows = []
     for name in list_models():
         config = get_config(name)
@@ -86,11 +91,15 @@ def cmd_list(args: argparse.Namespace) -> int:
             path = built_path(name, precision, args.cache_dir)
             stale = path is None and cached_file(name, precision, args.cache_dir).is_file()
             sizes.append(f"{path.stat().st_size / 1e6:.1f}" if path else "old" if stale else "-")
+        published = "/".join("-" if figure is None else f"{figure.top1:.1f}%"
+                             for figure in (config.published, config.published_int8))
         rows.append([name, f"{config.input_size}x{config.input_size}", f"{params / 1e6:.2f}",
-                     f"{macs / 1e6:.0f}", *sizes])
+                     f"{macs / 1e6:.0f}", published, *sizes])
     print(format_table(header, rows))
     print("\n'-' = not built yet, 'old' = built by an older litecls (rebuilt on next use): "
           "litecls models build NAME --precision P")
+    print("ImageNet top-1: as published by the weights' authors (sources: litecls models report --json); "
+          "'-' = none published")
     return 0
 
 
@@ -198,9 +207,13 @@ def _measure(args: argparse.Namespace):
                          f"choose from {', '.join(PRECISIONS)}")
     if args.runs < 1 or args.warmup < 0:
         raise ValueError("--runs must be 1 or more and --warmup 0 or more")
+    rank_by = args.rank_by or ("data" if args.data else "published")
+    if rank_by == "data" and not args.data:
+        raise ValueError("--rank-by data needs --data (your labelled images): 20 sample photos cannot "
+                         "rank models whose published top-1 differ by a few points")
     dataset = load_labelled(args.data) if args.data else sample_set()
     return build_report(models, precisions, dataset, args.cache_dir, runs=args.runs, warmup=args.warmup,
-                        progress=_progress)
+                        progress=_progress, rank_by=rank_by)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -222,7 +235,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(format_table(header, rows))
     print(f"\nmachine: {result.machine['cpu_model']}, {result.machine['usable_cores']} usable cores, "
           f"SIMD {' '.join(result.machine['simd'])}; latency: p50 of {result.runs} interleaved runs of "
-          f"invoke() on a ready tensor; accuracy on {result.data}; Pareto at {result.threads[-1]} thread(s)")
+          f"invoke() on a ready tensor; Pareto at {result.threads[-1]} thread(s), {rep.ranking_text(result)}")
     for note in result.notes:
         print(f"note: {note}")
     if args.markdown:

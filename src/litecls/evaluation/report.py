@@ -1,6 +1,11 @@
 """The zoo on this machine: size, latency, accuracy and int8-vs-float agreement of every model file,
 the Pareto front of accuracy against latency, and the most accurate model within a latency budget.
 
+Accuracy means ImageNet top-1 as the models' authors published it (the registry records each
+figure and its source), unless the report was measured on the user's own labelled data
+(``rank_by="data"``): a handful of sample photos cannot rank models whose published top-1 differ
+by a few points, so their figures are shown only as a sanity check.
+
 All files are timed *interleaved* (a few runs of each in turn, every file
 and thread count kept loaded), so load from other processes spreads over
 all of them instead of skewing whichever ran at that moment; figures are
@@ -40,11 +45,66 @@ class ReportRow:
     #: Fraction of images where the top-1 class equals the float32 file's (None for float32 itself).
     agreement: float | None
     pareto: bool = False
+    #: Published ImageNet top-1/top-5 (fractions) that apply to this file, what kind of file they
+    #: were published for ("float" or "int8"; see ModelConfig.published_accuracy) and where.
+    published_top1: float | None = None
+    published_top5: float | None = None
+    published_for: str | None = None
+    published_source: str | None = None
 
     @property
     def name(self) -> str:
         """``model:precision``."""
         return f"{self.model}:{self.precision}"
+
+    def accuracy_key(self, rank_by: str) -> tuple[float, float]:
+        """What ranks this row, higher first: see :data:`RANKINGS`.
+
+        Args:
+            rank_by: ``"published"`` (published top-1, then agreement with the float32 file on
+                the measured images: float32 itself counts as agreeing fully) or ``"data"``
+                (measured top-1, then top-5).
+
+        Returns:
+            A pair to compare between rows; a row without a published figure ranks last.
+
+        Raises:
+            ValueError: ``rank_by`` is not one of :data:`RANKINGS`.
+        """
+        if rank_by == "published":
+            top1 = -1.0 if self.published_top1 is None else self.published_top1
+            return top1, 1.0 if self.agreement is None else self.agreement
+        if rank_by == "data":
+            return self.top1, self.top5
+        raise ValueError(f"unknown ranking {rank_by!r}; choose one of {', '.join(RANKINGS)}")
+
+
+#: How a report ranks accuracy: by the published ImageNet figures or by the measured data.
+RANKINGS = ("published", "data")
+
+
+def published_fields(model: str, precision: str) -> dict:
+    """The ``published_*`` fields of a :class:`ReportRow` for a zoo file, from the registry.
+
+    Args:
+        model: A registered model name.
+        precision: One of the zoo's precisions.
+
+    Returns:
+        Keyword arguments for :class:`ReportRow` (all ``None`` when nothing is published).
+
+    Raises:
+        litecls.errors.UnknownModelError: ``model`` is not registered.
+    """
+    from litecls.models.registry import get_config
+
+    figure, kind = get_config(model).published_accuracy(precision)
+    if figure is None:
+        return {"published_top1": None, "published_top5": None, "published_for": None,
+                "published_source": None}
+    return {"published_top1": figure.top1 / 100,
+            "published_top5": None if figure.top5 is None else figure.top5 / 100,
+            "published_for": kind, "published_source": figure.source}
 
 
 @dataclass
@@ -58,6 +118,8 @@ class ZooReport:
     warmup: int
     machine: dict
     notes: list[str] = field(default_factory=list)
+    #: One of :data:`RANKINGS`: what "most accurate" means in the Pareto front and in choose.
+    rank_by: str = "published"
 
     def to_dict(self) -> dict:
         """JSON-ready dict (``litecls models report --json``; read back by :func:`load_report`)."""
@@ -74,10 +136,12 @@ def load_report(path: str | os.PathLike) -> ZooReport:
     for row in data["rows"]:
         row = dict(row)
         row["latency_ms"] = {int(k): float(v) for k, v in row["latency_ms"].items()}
+        if "published_top1" not in row:  # written before the registry held published figures
+            row.update(published_fields(row["model"], row["precision"]))
         rows.append(ReportRow(**row))
     return ZooReport(rows=rows, threads=[int(t) for t in data["threads"]], data=data["data"],
                      runs=data["runs"], warmup=data["warmup"], machine=data["machine"],
-                     notes=data.get("notes", []))
+                     notes=data.get("notes", []), rank_by=data.get("rank_by", "published"))
 
 
 def default_threads() -> list[int]:
@@ -105,14 +169,27 @@ def time_files(paths: Sequence[Path], threads: Sequence[int], warmup: int, runs:
     return {key: summarize(samples).p50_ms for key, samples in zip(keys, times, strict=True)}
 
 
-def pareto_flags(rows: Sequence[ReportRow], threads: int) -> None:
-    """Mark rows that no other row beats on both latency (at ``threads``) and top-1 (ties: top-5)."""
-    for row in rows:
-        mine = (row.latency_ms[threads], -row.top1, -row.top5)
+def pareto_flags(rows: Sequence[ReportRow], threads: int, rank_by: str = "published") -> None:
+    """Mark rows that no other row beats on both latency and accuracy.
+
+    Args:
+        rows: The rows to flag (their ``pareto`` is set in place).
+        threads: The thread count whose latency counts.
+        rank_by: What accuracy means (:meth:`ReportRow.accuracy_key`).
+
+    Raises:
+        KeyError: a row has no latency at ``threads``.
+        ValueError: unknown ``rank_by``.
+    """
+    def point(row: ReportRow) -> tuple[float, ...]:
+        first, second = row.accuracy_key(rank_by)
+        return row.latency_ms[threads], -first, -second
+
+    points = [point(row) for row in rows]
+    for row, mine in zip(rows, points, strict=True):
         row.pareto = not any(
             other is not row and all(a <= b for a, b in zip(o, mine, strict=True)) and o != mine
-            for other in rows
-            for o in [(other.latency_ms[threads], -other.top1, -other.top5)])
+            for other, o in zip(rows, points, strict=True))
 
 
 def _agreement(result: EvaluationResult, reference: EvaluationResult) -> float | None:
@@ -123,8 +200,31 @@ def _agreement(result: EvaluationResult, reference: EvaluationResult) -> float |
 
 def build_report(models: Sequence[str], precisions: Sequence[str], dataset: LabelledSet,
                  cache_dir: str | os.PathLike | None = None, threads: Sequence[int] | None = None,
-                 warmup: int = 5, runs: int = 30, progress: Progress | None = None) -> ZooReport:
-    """Build (if needed), time and evaluate every ``model`` x ``precision`` of the zoo."""
+                 warmup: int = 5, runs: int = 30, progress: Progress | None = None,
+                 rank_by: str = "published") -> ZooReport:
+    """Build (if needed), time and evaluate every ``model`` x ``precision`` of the zoo.
+
+    Args:
+        models: Registered model names.
+        precisions: Zoo precisions to report (float32 is also built, as the agreement reference).
+        dataset: Labelled images to measure top-1/top-5 and agreement on.
+        cache_dir: The zoo cache (default: :func:`litecls.models.zoo.cache_dir`).
+        threads: Thread counts to time (default: 1 and all usable cores).
+        warmup: Untimed runs per file and thread count.
+        runs: Timed, interleaved runs per file and thread count.
+        progress: Called with one line per step.
+        rank_by: ``"published"`` (ImageNet figures from the registry; ``dataset`` is a sanity
+            check) or ``"data"`` (``dataset`` is the user's own labelled data and ranks).
+
+    Returns:
+        The report, with its Pareto front flagged.
+
+    Raises:
+        ValueError: unknown ``rank_by``.
+        litecls.errors.LiteclsError: a model cannot be built or loaded.
+    """
+    if rank_by not in RANKINGS:
+        raise ValueError(f"unknown ranking {rank_by!r}; choose one of {', '.join(RANKINGS)}")
     from litecls.models.zoo import build
 
     say = progress or (lambda _msg: None)
@@ -148,14 +248,33 @@ def build_report(models: Sequence[str], precisions: Sequence[str], dataset: Labe
                 model=name, precision=precision, path=str(path), size_mb=path.stat().st_size / 1e6,
                 latency_ms={c: latency[(path, c)] for c in counts}, top1=result.top_k(1),
                 top5=result.top_k(5), images=result.evaluated,
-                agreement=None if precision == "float32" else _agreement(result, reference)))
-    pareto_flags(rows, counts[-1])
+                agreement=None if precision == "float32" else _agreement(result, reference),
+                **published_fields(name, precision)))
+    pareto_flags(rows, counts[-1], rank_by)
     notes = []
     if rows and rows[0].images < 200:
         notes.append(f"accuracy on {rows[0].images} images moves in steps of {100 / rows[0].images:.0f} "
                      f"points: treat small differences as ties")
     return ZooReport(rows=rows, threads=counts, data=dataset.source, runs=runs, warmup=warmup,
-                     machine=machine_info().to_dict(), notes=notes)
+                     machine=machine_info().to_dict(), notes=notes, rank_by=rank_by)
+
+
+def ranking_text(report: ZooReport) -> str:
+    """One line saying what "accurate" means in ``report`` (printed by report and choose).
+
+    Args:
+        report: A zoo report.
+
+    Returns:
+        The sentence.
+    """
+    if report.rank_by == "data":
+        return f"ranked by top-1 (then top-5) measured on {report.data}"
+    count = report.rows[0].images if report.rows else 0
+    return ("ranked by published ImageNet top-1 (the models' authors' figures, sources in "
+            f"'litecls models report --json'), then by agreement with float32; top-1 on {count} "
+            f"image(s) of {report.data} is a sanity check only (pass --data to rank by your own "
+            "labelled images)")
 
 
 # -- output ------------------------------------------------------------------------------------------
@@ -165,13 +284,30 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
+def _published(row: ReportRow) -> str:
+    """The published top-1 of a row, marked where an int8 file borrows the float model's figure."""
+    if row.published_top1 is None:
+        return "-"
+    borrowed = row.precision == "int8" and row.published_for == "float"
+    return f"{100 * row.published_top1:.1f}%" + (" (float)" if borrowed else "")
+
+
 def table_rows(report: ZooReport) -> tuple[list[str], list[list[str]]]:
-    """Header and text rows of the report table."""
+    """Header and text rows of the report table.
+
+    Args:
+        report: A zoo report.
+
+    Returns:
+        ``(header, rows)``, every cell a string.
+    """
+    images = report.rows[0].images if report.rows else 0
     header = ["model", "precision", "size (MB)",
               *[f"{c} thread{'s' if c > 1 else ''} (ms)" for c in report.threads],
-              "top-1", "top-5", "agrees with float32", "Pareto"]
+              "ImageNet top-1 (published)", f"top-1 ({images} img)", f"top-5 ({images} img)",
+              "agrees with float32", "Pareto"]
     rows = [[r.model, r.precision, f"{r.size_mb:.1f}", *[f"{r.latency_ms[c]:.1f}" for c in report.threads],
-             _pct(r.top1), _pct(r.top5), _pct(r.agreement), "yes" if r.pareto else ""]
+             _published(r), _pct(r.top1), _pct(r.top5), _pct(r.agreement), "yes" if r.pareto else ""]
             for r in report.rows]
     return header, rows
 
@@ -194,11 +330,13 @@ def to_csv(report: ZooReport) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["model", "precision", "size_mb", *[f"latency_ms_{c}_threads" for c in report.threads],
-                     "top1", "top5", "images", "agreement_with_float32", "pareto", "path"])
+                     "published_top1", "published_top5", "published_for", "top1", "top5", "images",
+                     "agreement_with_float32", "pareto", "path"])
     for r in report.rows:
         latencies = [f"{r.latency_ms[c]:.4f}" for c in report.threads]
-        writer.writerow([r.model, r.precision, f"{r.size_mb:.4f}", *latencies,
-                         f"{r.top1:.4f}", f"{r.top5:.4f}", r.images,
+        published = ["" if v is None else f"{v:.4f}" for v in (r.published_top1, r.published_top5)]
+        writer.writerow([r.model, r.precision, f"{r.size_mb:.4f}", *latencies, *published,
+                         r.published_for or "", f"{r.top1:.4f}", f"{r.top5:.4f}", r.images,
                          "" if r.agreement is None else f"{r.agreement:.4f}", int(r.pareto), r.path])
     return out.getvalue()
 
@@ -208,13 +346,16 @@ def plot_report(report: ZooReport, out: str | os.PathLike, threads: int | None =
     from litecls.evaluation.plots import plot_pareto
 
     count = threads or report.threads[-1]
-    pareto_flags(report.rows, count)
-    points = [{"name": r.name, "x": r.latency_ms[count], "y": 100 * r.top1, "pareto": r.pareto}
-              for r in report.rows]
+    pareto_flags(report.rows, count, report.rank_by)
+    published = report.rank_by == "published"
+    points = [{"name": r.name, "x": r.latency_ms[count],
+               "y": 100 * (r.accuracy_key(report.rank_by)[0] if published else r.top1), "pareto": r.pareto}
+              for r in report.rows if not published or r.published_top1 is not None]
     cpu = report.machine.get("cpu_model", "this machine")
+    y_label = ("published ImageNet top-1, %" if published else
+               f"top-1 accuracy on {report.rows[0].images if report.rows else 0} images, %")
     return plot_pareto(points, out, x_label=f"latency p50 at {count} thread(s), ms (lower is better)",
-                       y_label=f"top-1 accuracy on {report.rows[0].images if report.rows else 0} images, %",
-                       title=f"litecls zoo on {cpu}: accuracy vs latency ({report.data})")
+                       y_label=y_label, title=f"litecls zoo on {cpu}: accuracy vs latency")
 
 
 # -- choice ------------------------------------------------------------------------------------------
@@ -228,11 +369,36 @@ class Choice:
     reasons: list[str]
 
 
+def _accuracy_text(row: ReportRow, rank_by: str) -> str:
+    """How accurate a row is, in the words of the ranking (the measured figures as a sanity check)."""
+    measured = f"top-1 {_pct(row.top1)}, top-5 {_pct(row.top5)} on {row.images} images"
+    if rank_by == "data":
+        return measured
+    if row.published_top1 is None:
+        return f"no published ImageNet top-1; {measured}"
+    agreement = "" if row.agreement is None else f", agrees with float32 on {_pct(row.agreement)}"
+    return (f"published ImageNet top-1 {100 * row.published_top1:.1f}% ({row.published_for} model, "
+            f"{row.published_source}){agreement}; sanity check: {measured}")
+
+
 def choose(report: ZooReport, budget_ms: float, max_size_mb: float | None = None,
            threads: int | None = None) -> Choice:
     """The most accurate file whose p50 latency at ``threads`` is within ``budget_ms`` (and size limit).
 
-    Ties on top-1 go to the better top-5, then the faster, then the smaller file.
+    "Accurate" follows ``report.rank_by`` (:meth:`ReportRow.accuracy_key`); ties go to the faster,
+    then the smaller file.
+
+    Args:
+        report: A zoo report (measured here, or read back with :func:`load_report`).
+        budget_ms: The p50 latency budget in milliseconds.
+        max_size_mb: The largest acceptable file, in MB (``None``: no limit).
+        threads: The thread count whose latency counts (default: the most the report measured).
+
+    Returns:
+        The choice (``row`` is ``None`` when nothing fits) and the reasons, one line each.
+
+    Raises:
+        ValueError: a non-positive budget or size limit, or a thread count the report lacks.
     """
     if budget_ms <= 0:
         raise ValueError(f"the latency budget must be positive, got {budget_ms} ms")
@@ -256,16 +422,22 @@ def choose(report: ZooReport, budget_ms: float, max_size_mb: float | None = None
                              + (f" and {max_size_mb:g} MB" if max_size_mb else "")
                              + f"; the fastest is {fastest.name} at {fastest.latency_ms[count]:.1f} ms",
                              *reasons])
-    fits.sort(key=lambda r: (-r.top1, -r.top5, r.latency_ms[count], r.size_mb))
+    rank = report.rank_by
+
+    def key(row: ReportRow) -> tuple[float, ...]:
+        first, second = row.accuracy_key(rank)
+        return -first, -second, row.latency_ms[count], row.size_mb
+
+    fits.sort(key=key)
     best = fits[0]
-    why = [f"{best.name}: top-1 {_pct(best.top1)}, top-5 {_pct(best.top5)} on {best.images} images, "
-           f"{best.latency_ms[count]:.1f} ms p50 at {count} thread(s) (budget {budget_ms:g} ms, "
-           f"{100 * best.latency_ms[count] / budget_ms:.0f}% of it), {best.size_mb:.1f} MB"
-           + (f" (limit {max_size_mb:g} MB)" if max_size_mb else ""),
-           f"the most accurate of the {len(fits)} file(s) that fit; ties go to top-5, then speed, then size"]
+    why = [f"{best.name}: {_accuracy_text(best, rank)}; {best.latency_ms[count]:.1f} ms p50 at {count} "
+           f"thread(s) (budget {budget_ms:g} ms, {100 * best.latency_ms[count] / budget_ms:.0f}% of it), "
+           f"{best.size_mb:.1f} MB" + (f" (limit {max_size_mb:g} MB)" if max_size_mb else ""),
+           f"the most accurate of the {len(fits)} file(s) that fit, {ranking_text(report)}; "
+           "ties go to speed, then size"]
     for row in fits[1:]:
-        if (row.top1, row.top5) == (best.top1, best.top5):
+        if row.accuracy_key(rank) == best.accuracy_key(rank):
             why.append(f"{row.name}: as accurate, but {row.latency_ms[count]:.1f} ms / {row.size_mb:.1f} MB")
         else:
-            why.append(f"{row.name}: fits, less accurate (top-1 {_pct(row.top1)}, top-5 {_pct(row.top5)})")
-    return Choice(best, why + reasons + report.notes)
+            why.append(f"{row.name}: fits, less accurate ({_accuracy_text(row, rank)})")
+    return Choice(best, why + reasons + (report.notes if rank == "data" else []))

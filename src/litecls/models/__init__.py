@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from litecls.models import zoo_configs  # noqa: F401  (registers the zoo models)
-from litecls.models.registry import ModelConfig, get_config, list_models, register
+from litecls.models.registry import ModelConfig, PublishedAccuracy, get_config, list_models, register
 
 if TYPE_CHECKING:
     from torch import nn
@@ -25,4 +25,4 @@ def create_model(name: str, pretrained: bool = True) -> nn.Module:
     return model.eval()
 
 
-__all__ = ["ModelConfig", "create_model", "get_config", "list_models", "register"]
+__all__ = ["ModelConfig", "PublishedAccuracy", "create_model", "get_config", "list_models", "register"]

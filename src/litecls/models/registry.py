@@ -19,6 +19,21 @@ if TYPE_CHECKING:  # torch is only needed to build models, not to describe them
 
 
 @dataclass(frozen=True)
+class PublishedAccuracy:
+    """ImageNet-1k validation accuracy of a model as its authors published it.
+
+    Attributes:
+        top1: Top-1 accuracy in percent.
+        top5: Top-5 accuracy in percent, or ``None`` where the source gives none.
+        source: Where the figure is published (a URL).
+    """
+
+    top1: float
+    top5: float | None
+    source: str
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Pretrained configuration of one zoo model."""
 
@@ -37,10 +52,29 @@ class ModelConfig:
     factory: Callable[[], nn.Module] = field(repr=False, compare=False)
     num_classes: int = 1000
     label_set: str = "imagenet"
-    paper_top1: float | None = None  # ImageNet top-1 reported by the weights' authors, in %
+    #: ImageNet accuracy published for the float model, and for a full-integer int8 file of the
+    #: same checkpoint where the authors published one.
+    published: PublishedAccuracy | None = None
+    published_int8: PublishedAccuracy | None = None
     #: Strength of residual-stream equalization before int8 calibration (0 = none);
     #: see litecls.export.equalize. Only where it measurably helps the int8 file.
     int8_equalization: float = 0.0
+
+    def published_accuracy(self, precision: str) -> tuple[PublishedAccuracy | None, str]:
+        """The published ImageNet accuracy that applies to a file of this model at ``precision``.
+
+        Args:
+            precision: One of :data:`PRECISIONS`.
+
+        Returns:
+            ``(figure, kind)``: the int8 figure and ``"int8"`` for an int8 file where one is
+            published; otherwise the float model's figure and ``"float"`` (``None`` if the
+            authors published none). float16 and dynamic-range files keep float activations,
+            so the float figure is theirs; an int8 file without its own figure borrows it.
+        """
+        if precision == "int8" and self.published_int8 is not None:
+            return self.published_int8, "int8"
+        return self.published, "float"
 
     @property
     def scalar_normalization(self) -> bool:

@@ -39,7 +39,10 @@ class Offer:
     @property
     def published_top1(self) -> float | None:
         """ImageNet top-1 (%) reported by the weights' authors, for zoo models."""
-        return get_config(self.zoo_name).paper_top1 if self.zoo_name else None
+        if not self.zoo_name:
+            return None
+        figure, _kind = get_config(self.zoo_name).published_accuracy(self.precision or "float32")
+        return figure.top1 if figure else None
 
 
 #: Categories the batched classifiers rank per image; requests wanting more, or allow/deny
