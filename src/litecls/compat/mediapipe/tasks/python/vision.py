@@ -2,9 +2,10 @@
 
 :class:`ImageClassifier` is litecls's task set up as MediaPipe's:
 ``max_results=None`` gives every category, scores are the model's own
-(dequantized; no softmax, no renormalisation), the whole image is squashed
-to the input size (bilinear), a uint8 input gets raw pixels (the metadata's
-mean/std apply to float inputs only), ``display_names_locale=None`` means "en", an
+(dequantized; no softmax, no renormalisation), the whole image (or region,
+turned) is warped onto the input as MediaPipe's OpenCV step does (bilinear,
+no anti-aliasing), a uint8 input gets raw pixels (the metadata's mean/std
+apply to float inputs only), ``display_names_locale=None`` means "en", an
 allowlist or denylist name that matches no label is ignored, and
 ``score_threshold`` may be any number (the metadata's threshold when unset).
 """
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from litecls.compat.mediapipe.warp import MediaPipeInput
 from litecls.processing.region import ImageProcessingOptions
 from litecls.tasks.classification_result import ClassificationResult
 from litecls.tasks.image_classifier import ImageClassifier as _Classifier
@@ -66,11 +68,13 @@ class ImageClassifierOptions:
             interpolation="bilinear", ambiguity_min_score=0.0, ambiguity_margin=0.0)
 
 
-class ImageClassifier(_Classifier):
+class ImageClassifier(MediaPipeInput, _Classifier):
     """MediaPipe's ``ImageClassifier``: ``classify``, ``classify_for_video``, ``classify_async``, ``close``.
 
     Create with :meth:`create_from_model_path` or :meth:`create_from_options`
-    (taking this module's :class:`ImageClassifierOptions`).
+    (taking this module's :class:`ImageClassifierOptions`). A MediaPipe ``Image`` (or uint8
+    array) reaches the model as MediaPipe's own pixels: region, rotation and squash in one
+    bilinear warp (:mod:`litecls.compat.mediapipe.warp`).
     """
 
     _strict_category_names = False
