@@ -120,6 +120,9 @@ def test_live_stream_drops_frames_while_busy_keeps_order_and_closes_promptly(mod
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert all(a == b for a, b, _ in calls)
     assert stamps[0] == 0  # the first frame found the worker idle
+    # close() waits for the frame in flight only (the waiting one is dropped): at most one
+    # callback after it began, so it returns within one inference (the time is printed below).
+    assert sum(at > closing for _, _, at in calls) <= 1
     assert len(threads) == 1 and threading.main_thread().name not in threads
     n = len(calls)
     time.sleep(0.05)
