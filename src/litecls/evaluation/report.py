@@ -369,7 +369,7 @@ class Choice:
     reasons: list[str]
 
 
-def _accuracy_text(row: ReportRow, rank_by: str) -> str:
+def _accuracy_text(row: ReportRow, rank_by: str, source: bool = False) -> str:
     """How accurate a row is, in the words of the ranking (the measured figures as a sanity check)."""
     measured = f"top-1 {_pct(row.top1)}, top-5 {_pct(row.top5)} on {row.images} images"
     if rank_by == "data":
@@ -377,8 +377,9 @@ def _accuracy_text(row: ReportRow, rank_by: str) -> str:
     if row.published_top1 is None:
         return f"no published ImageNet top-1; {measured}"
     agreement = "" if row.agreement is None else f", agrees with float32 on {_pct(row.agreement)}"
-    return (f"published ImageNet top-1 {100 * row.published_top1:.1f}% ({row.published_for} model, "
-            f"{row.published_source}){agreement}; sanity check: {measured}")
+    where = f", {row.published_source}" if source else ""
+    return (f"published ImageNet top-1 {100 * row.published_top1:.1f}% ({row.published_for} model{where})"
+            f"{agreement}; sanity check: {measured}")
 
 
 def choose(report: ZooReport, budget_ms: float, max_size_mb: float | None = None,
@@ -430,7 +431,7 @@ def choose(report: ZooReport, budget_ms: float, max_size_mb: float | None = None
 
     fits.sort(key=key)
     best = fits[0]
-    why = [f"{best.name}: {_accuracy_text(best, rank)}; {best.latency_ms[count]:.1f} ms p50 at {count} "
+    why = [f"{best.name}: {_accuracy_text(best, rank, source=True)}; {best.latency_ms[count]:.1f} ms p50 at {count} "
            f"thread(s) (budget {budget_ms:g} ms, {100 * best.latency_ms[count] / budget_ms:.0f}% of it), "
            f"{best.size_mb:.1f} MB" + (f" (limit {max_size_mb:g} MB)" if max_size_mb else ""),
            f"the most accurate of the {len(fits)} file(s) that fit, {ranking_text(report)}; "
