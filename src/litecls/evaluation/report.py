@@ -433,7 +433,8 @@ def choose(report: ZooReport, budget_ms: float, max_size_mb: float | None = None
     best = fits[0]
     ms = best.latency_ms[count]
     why = [f"{best.name}: {_accuracy_text(best, rank, source=True)}; {ms:.1f} ms p50 at {count} thread(s) "
-           f"(budget {budget_ms:g} ms, {100 * ms / budget_ms:.0f}% of it), {best.size_mb:.1f} MB" + (f" (limit {max_size_mb:g} MB)" if max_size_mb else ""),
+           f"(budget {budget_ms:g} ms, {100 * ms / budget_ms:.0f}% of it), {best.size_mb:.1f} MB"
+           + (f" (limit {max_size_mb:g} MB)" if max_size_mb else ""),
            f"the most accurate of the {len(fits)} file(s) that fit, {ranking_text(report)}; "
            "ties go to speed, then size"]
     for row in fits[1:]:
