@@ -98,7 +98,8 @@ def test_api_as_mediapipe_defines_it(embedding_file, photos) -> None:
         assert plain.timestamp_ms == 0 and len(plain.embeddings) == 1
         first = plain.embeddings[0]
         assert (first.head_index, first.head_name) == (0, "embedding")
-        assert first.embedding.dtype == np.float32 and first.embedding.shape == (embedder.dimension,) == (1280,)
+        assert first.embedding.dtype == np.float32
+        assert first.embedding.shape == (embedder.dimension,) == (1280,)
     options = ImageEmbedderOptions(model_path=path, l2_normalize=True, quantize=True)
     with ImageEmbedder.create_from_options(options) as quantizer:
         quantized = quantizer.embed(image).embedding
@@ -166,6 +167,7 @@ def test_zoo_names_resolve_to_the_embedding_file(zoo_embedding, zoo_cache, photo
     options = ImageEmbedderOptions(model_path=f"{MODEL}:int8", cache_dir=zoo_cache)
     with ImageEmbedder.create_from_options(options) as by_name, \
             ImageEmbedder.create_from_model_path(str(path)) as by_path:
-        np.testing.assert_array_equal(by_name.embed(photos[0][0]).embedding, by_path.embed(photos[0][0]).embedding)
+        np.testing.assert_array_equal(by_name.embed(photos[0][0]).embedding,
+                                      by_path.embed(photos[0][0]).embedding)
     with pytest.raises(ModelNotFoundError, match="not a zoo model"):
         ImageEmbedder.create_from_model_path("no_such_model")
