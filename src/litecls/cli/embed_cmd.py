@@ -68,10 +68,15 @@ def _model_file(ref: str, cache_dir: str | None) -> Path:
 
 
 def _embedder(args: argparse.Namespace, l2_normalize: bool):
-    from litecls.tasks import ImageEmbedder, ImageEmbedderOptions
+    """``(model file, embedder)``; a classifier (e.g. from ``litecls train``) embeds its pooled features."""
+    from litecls.export.embedding import embedder_bytes
+    from litecls.runtime.interpreter import read_model_bytes
+    from litecls.tasks import BaseOptions, ImageEmbedder, ImageEmbedderOptions
 
     path = _model_file(args.model, args.cache_dir)
-    options = ImageEmbedderOptions(model_path=path, num_threads=args.threads, l2_normalize=l2_normalize)
+    data, _name = read_model_bytes(path)
+    options = ImageEmbedderOptions(base_options=BaseOptions(model_asset_buffer=embedder_bytes(data)),
+                                   num_threads=args.threads, l2_normalize=l2_normalize)
     return path, ImageEmbedder.create_from_options(options)
 
 

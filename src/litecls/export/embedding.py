@@ -20,6 +20,7 @@ from pathlib import Path
 from litecls.errors import ExportError
 from litecls.export import flatbuffer
 from litecls.metadata import ModelMetadata, read_metadata, strip_metadata, write_metadata
+from litecls.runtime.flatbuffer import read_model, write_model
 
 #: Ops that may follow the classifier layer on the way to the output (probabilities, requantizing).
 _TAIL_OPS = (flatbuffer.schema.BuiltinOperator.SOFTMAX, flatbuffer.schema.BuiltinOperator.QUANTIZE,
@@ -102,16 +103,32 @@ def embedder_from_classifier(model: bytes, version: str | None = None) -> bytes:
         ExportError: the model does not end in a classifier layer.
     """
     meta = read_metadata(model)
-    tree = flatbuffer.read(strip_metadata(model))
+    tree = read_model(strip_metadata(model))  # (LiteRT's own reader needs ai-edge-litert >= 2.3)
     _prune(tree, _feature_tensor(tree))
-    body = flatbuffer.write(tree)
+    body = write_model(tree)
     out = embedding_metadata(meta, "embedder")
     if version is not None:
         out.version = version
     return write_metadata(body, out)
 
 
-def export_embedder(classifier: str | os.PathLike, path: str | os.PathLike) -> Path:
+def embedder_bytes(model: bytes) -> bytes:
+    """``model`` as an embedder: a labelled classifier cut before its classifier layer, anything else as is.
+
+    Args:
+        model: the bytes of a .tflite file.
+
+    Returns:
+        The bytes to give :class:`litecls.tasks.ImageEmbedder` (``model_asset_buffer``).
+
+    Raises:
+        ExportError: a labelled classifier that does not end in a classifier layer.
+    """
+    meta = read_metadata(model)
+    return embedder_from_classifier(model) if meta is not None and meta.labels else model
+
+
+def write_embedder(classifier: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Write the embedder of a classifier .tflite file (e.g. one ``litecls train`` exported) to ``path``.
 
     Args:

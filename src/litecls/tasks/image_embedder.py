@@ -10,7 +10,10 @@ A zoo name resolves to the zoo's embedding file (``NAME-embedding-PRECISION.tfli
 the classifier cut before its classifier layer, a 1280-value pooled feature
 vector), built into the cache on first use. Any .tflite with one image input
 and ``[1, D]`` outputs works, e.g. one made by
-:func:`litecls.export.embedding.export_embedder` from a trained classifier.
+:func:`litecls.training.embedder.export_embedder` from a trained model, or
+:func:`litecls.export.embedding.write_embedder` from any classifier .tflite
+that ends in a FULLY_CONNECTED layer (``litecls embed`` and ``litecls serve``
+cut a labelled classifier file so by themselves).
 Preprocessing is resolved as for :class:`litecls.tasks.ImageClassifier`.
 
 For bulk use, :meth:`ImageEmbedder.embed_many` streams ``(image, vector)``
