@@ -17,7 +17,8 @@ from litecls.tasks import ImageEmbedder, cosine_similarity
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 
 
-def test_a_trained_models_embedder_is_its_backbones_pooled_features(zoo_cache, zoo_embedding, tmp_path) -> None:
+def test_a_trained_models_embedder_is_its_backbones_pooled_features(zoo_cache, zoo_embedding,
+                                                                     tmp_path) -> None:
     from litecls.training import ImageFolder, fashion_mnist, train
     from litecls.training.embedder import export_embedder
 
