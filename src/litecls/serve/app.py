@@ -48,6 +48,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         finally:
             app.state.stopping = True
             await registry.aclose()
+            if getattr(app.state, "embedders", None) is not None:  # made by the embed router on first use
+                await asyncio.to_thread(app.state.embedders.close)
             await asyncio.to_thread(app.state.pool.shutdown, True)
 
     # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc served from a package, not a CDN.

@@ -64,6 +64,11 @@ class Embedders:
                 old.close()  # waits for an invoke in progress (its lock)
             return embedder
 
+    def close(self) -> None:
+        """Close every loaded embedder (at shutdown; each waits for an invoke in progress)."""
+        while self._loaded:
+            self._loaded.popitem(last=False)[1].close()
+
 
 def _embedders(request: Request) -> Embedders:
     state = request.app.state
