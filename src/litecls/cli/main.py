@@ -16,13 +16,22 @@ from litecls.extras import extra_for_module
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (sub-commands register themselves)."""
-    from litecls.cli import benchmark_cmd, classify_cmd, evaluate_cmd, models_cmd, serve_cmd, train_cmd
+    from litecls.cli import (
+        benchmark_cmd,
+        classify_cmd,
+        embed_cmd,
+        evaluate_cmd,
+        models_cmd,
+        serve_cmd,
+        train_cmd,
+    )
 
     parser = argparse.ArgumentParser(prog="litecls", description=__doc__)
     parser.add_argument("--version", action="version", version=f"litecls {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     models_cmd.register(commands)
     classify_cmd.register(commands)
+    embed_cmd.register(commands)
     train_cmd.register(commands)
     evaluate_cmd.register(commands)
     benchmark_cmd.register(commands)
