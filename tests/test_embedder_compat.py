@@ -11,6 +11,7 @@ photos pre-resized to the input so that resampling plays no part.
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,15 @@ def test_video_example_gives_mediapipes_vectors(model, frames) -> None:
     for (ts, _), a, b in zip(timed, ours, theirs, strict=True):
         assert a.timestamp_ms == b.timestamp_ms == ts
         assert _cosine(a.embeddings[0].embedding, b.embeddings[0].embedding) >= 0.999
+
+
+def test_full_size_photos_give_mediapipes_vectors(model) -> None:
+    """Not pre-resized: the compat module warps each photo onto the input as MediaPipe does."""
+    photos = [str(p) for p in agreement_photos()[8:14]]
+    for pair in (photos[:2], photos[2:4], photos[4:6]):
+        theirs = _run(IMAGE_EXAMPLE, MEDIAPIPE, MODEL=model, IMAGES=pair, L2=True, QUANTIZE=False)
+        ours = _run(IMAGE_EXAMPLE, LITECLS, MODEL=model, IMAGES=pair, L2=True, QUANTIZE=False)
+        for a, b in zip(ours[:2], theirs[:2], strict=True):
+            cosine = _cosine(a.embeddings[0].embedding, b.embeddings[0].embedding)
+            print(f"\n{Path(model).name}: cosine with MediaPipe's vector {cosine:.6f}")
+            assert cosine >= 0.999

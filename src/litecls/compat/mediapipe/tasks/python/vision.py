@@ -160,10 +160,11 @@ class ImageEmbedderOptions:
             quantize=self.quantize, result_callback=self.result_callback, **_MEDIAPIPE_RESIZE)
 
 
-class ImageEmbedder(_Embedder):
+class ImageEmbedder(MediaPipeInput, _Embedder):
     """MediaPipe's ``ImageEmbedder``: ``embed``, ``embed_for_video``, ``embed_async``, ``cosine_similarity``.
 
-    Vectors come as MediaPipe gives them: float64, or uint8 bytes when quantized.
+    Vectors come as MediaPipe gives them: float64, or uint8 bytes when quantized. A MediaPipe
+    ``Image`` reaches the model as MediaPipe's own pixels (:mod:`litecls.compat.mediapipe.warp`).
     """
 
     _float_dtype: ClassVar[type] = np.float64
