@@ -9,7 +9,6 @@ import sys
 import time
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 
 from litecls.imagefiles import IMAGE_SUFFIXES, images_under, is_image_name
 from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
@@ -139,29 +138,9 @@ def _bar(score: float, width: int = 24) -> str:
     return "█" * full + ("▌" if filled - full >= 0.5 else "")
 
 
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def _name(category) -> str:
     """The label to show: the category name, else the display name, else the class index."""
     return category.category_name or category.display_name or f"class {category.index}"
-
-
-def _resolve_model(ref: str, cache_dir: str | None) -> str:
-    """A zoo reference built into the cache (with progress lines); anything path-like as given."""
-    from litecls.errors import ModelFileError, UnknownModelError
-    from litecls.models.registry import list_models
-    from litecls.models.zoo import build, parse_model_ref
-
-    if "/" in ref or os.sep in ref or ref.endswith(".tflite") or Path(ref).exists():
-        return ref
-    try:
-        name, precision = parse_model_ref(ref)
-    except UnknownModelError:
-        raise ModelFileError(f"{ref}: no such model file, and not a zoo model "
-                             f"(zoo models: {', '.join(list_models())})") from None
-    return str(build(name, precision, cache=cache_dir, progress=_progress))
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -182,7 +161,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         for item in items:
             _report_error(item.name, item.error or "", args)
         return 1
-    model = _resolve_model(args.model, args.cache_dir)
+    from litecls.cli.common import resolve_cli_model
+
+    model = resolve_cli_model(args.model, args.cache_dir)
     try:
         options = ImageClassifierOptions(
             model_path=model, max_results=args.top_k, score_threshold=args.threshold,

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from litecls.errors import DatasetError
+from litecls.errors import DatasetError, TrainingError
 from litecls.training.api import train
 from litecls.training.data import Dataset, ImageFolder, is_split_root, load_splits
 from litecls.training.metrics import Evaluation
 from litecls.training.model import TrainedModel
 from litecls.training.report import write_report
-from litecls.training.trainer import CHECKPOINT_NAME, EpochRecord, TrainingError
+from litecls.training.trainer import CHECKPOINT_NAME, EpochRecord
 
 PRECISIONS = ("float32", "int8")
 CHECKPOINT_DIR = "checkpoint"

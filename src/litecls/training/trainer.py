@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from litecls.errors import LiteclsError
+from litecls.errors import TrainingError
 from litecls.training.head import lr_factor
 
 #: Bump when the checkpoint layout changes; an older checkpoint is then refused, not misread.
@@ -32,10 +32,6 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 Batches = Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 Validate = Callable[[], tuple[float, float]]
-
-
-class TrainingError(LiteclsError):
-    """Training cannot start or resume: bad settings, or a checkpoint that does not fit."""
 
 
 @dataclass
