@@ -133,13 +133,14 @@ def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path, capsys):
 def test_float32_matches_pytorch(name, zoo_model):
     import torch
 
-    from litecls.export.convert import reference_probabilities
+    from litecls.export.convert import DeployModule
 
     images, _ = imagenet_set(name)
     images = images[:6]
     spec = zoo_spec(get_config(name))
-    reference = reference_probabilities(create_model(name), spec,
-                                        torch.from_numpy(spec.normalize(images)))
+    with torch.no_grad():  # the exact module that is exported, run in PyTorch
+        exported = DeployModule(create_model(name).eval(), spec).eval()
+        reference = exported(torch.from_numpy(spec.normalize(images)))
     converted = run_tflite(zoo_model(name, "float32"), images)
     assert np.abs(converted - reference.numpy()).max() <= 1e-4
     # Probabilities, not logits.
