@@ -27,7 +27,7 @@ class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             print(self.format(record), file=sys.stderr, flush=True)
-        except Exception:  # noqa: BLE001 - a closed stream must not break the work
+        except Exception:
             self.handleError(record)
 
 

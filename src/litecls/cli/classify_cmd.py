@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from litecls.imagefiles import IMAGE_SUFFIXES, images_under, is_image_name
+from litecls.models.zoo import DEFAULT_MODEL
 from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
 
 #: Up to this many images get a full table each; more get one line each and a progress bar.
@@ -37,7 +38,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         f"({' '.join(sorted(VIDEO_SUFFIXES))})")
     p.add_argument("--samples", action="store_true",
                    help="also classify the sample photos (scikit-image and matplotlib classics)")
-    p.add_argument("--model", "-m", default="efficientnet_lite0",
+    p.add_argument("--model", "-m", default=DEFAULT_MODEL,
                    help="a .tflite file or a zoo model NAME[:PRECISION] (default: efficientnet_lite0, int8)")
     p.add_argument("--top-k", "-k", type=int, default=5, help="categories per image (default 5)")
     p.add_argument("--threshold", type=float, default=0.0, help="hide categories scoring below this")

@@ -80,7 +80,7 @@ class TrainedModel:
         if self._extractor is None:
             if self.backbone is None:
                 model: str | os.PathLike | bytes = backbone_file(self.backbone_name, self.image_size,
-                                                                 self.cache)
+                                                                 self.cache, show_progress=False)
             else:
                 from litecls.training.features import convert_backbone
 

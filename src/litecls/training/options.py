@@ -1,0 +1,70 @@
+"""The settings of one training run (:class:`TrainOptions`), shared by every stage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from litecls.errors import TrainingError
+from litecls.models.registry import get_config
+from litecls.models.zoo import DEFAULT_MODEL
+
+
+@dataclass
+class TrainOptions:
+    """Hyper-parameters of :func:`train`; ``None`` means "the default of the mode" (head-only / fine-tune)."""
+
+    model: str = DEFAULT_MODEL
+    #: Epochs of the main stage: the head (head-only) or the backbone (fine-tune). Default 40 / 6.
+    epochs: int | None = None
+    #: Epochs of the head warm-up before fine-tuning (early stopping applies).
+    head_epochs: int = 40
+    batch_size: int | None = None  # default 64 / 32
+    #: Peak learning rate (AdamW) of the head on frozen features.
+    lr: float = 1e-3
+    #: Fine-tuning: peak learning rate of the backbone stages; the head gets ten times it.
+    #: 3e-4 gave Fashion-MNIST (500 a class) 91.2-91.5 % against 90.6 % for 1e-4.
+    fine_tune_lr: float = 3e-4
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    hidden_units: int = 0
+    label_smoothing: float = 0.1
+    warmup_epochs: float = 1.0
+    #: Early stopping: epochs without a better validation loss before stopping.
+    patience: int = 8
+    class_weights: bool = True
+    seed: int = 0
+    fine_tune: bool = False
+    #: "top" (last third of the backbone's stages), "all", or a number of stages.
+    fine_tune_layers: str | int = "top"
+    #: Random resized crop, flip and colour jitter; default on for fine-tuning (head-only
+    #: training computes features once, so it cannot augment).
+    augment: bool | None = None
+    #: Fine-tuning the top only: versions of each training image (the first unaugmented)
+    #: whose frozen-bottom feature maps are computed once; epochs take them in turn.
+    augment_views: int = 2
+    #: Training resolution (default: the backbone's own). Exported files take this size.
+    image_size: int | None = None
+    show_progress: bool = True
+
+    def resolved(self) -> TrainOptions:
+        """A copy with every ``None`` default filled in for the mode, and the settings checked."""
+        config = get_config(self.model)
+        out = TrainOptions(**asdict(self))
+        out.model = config.name
+        out.epochs = self.epochs if self.epochs is not None else (6 if self.fine_tune else 40)
+        out.batch_size = self.batch_size or (32 if self.fine_tune else 64)
+        out.augment = self.fine_tune if self.augment is None else self.augment
+        out.image_size = self.image_size or config.input_size
+        if out.augment and not out.fine_tune:
+            raise TrainingError("augmentation needs fine_tune=True: head-only training computes each "
+                                "image's features once, so every epoch sees the same images")
+        for name in ("epochs", "batch_size", "head_epochs", "patience", "image_size", "augment_views"):
+            if getattr(out, name) < 1:
+                raise TrainingError(f"{name} must be at least 1, got {getattr(out, name)}")
+        if out.image_size < 32:
+            raise TrainingError(f"image_size must be at least 32 pixels, got {out.image_size}")
+        if not (0 < out.lr < 1 and 0 < out.fine_tune_lr < 0.1 and 0 <= out.dropout < 1
+                and 0 <= out.label_smoothing < 1):
+            raise TrainingError("lr must be in (0, 1), fine_tune_lr in (0, 0.1); dropout and "
+                                "label_smoothing in [0, 1)")
+        return out
