@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from litecls.processing.config import ProcessingConfig
+from litecls.processing.config import ProcessingConfig, normalize
 
 
 @dataclass
@@ -76,5 +76,4 @@ class ExportSpec:
 
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
         """Apply the metadata normalisation to uint8 pixels (NHWC), as a runtime would."""
-        m0, s0 = self.metadata_normalization()
-        return (pixels.astype(np.float32) - np.float32(m0)) / np.float32(s0)
+        return normalize(pixels, *self.metadata_normalization())
