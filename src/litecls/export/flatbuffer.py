@@ -8,13 +8,9 @@ weights; :func:`check_roundtrip` guards every rewrite against that.
 
 from __future__ import annotations
 
-import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from litecls.errors import ExportError
-
-_NUMPY_TYPE = {schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint8,
-               schema.TensorType.FLOAT32: np.float32}
 
 
 def read(model: bytes) -> schema.ModelT:

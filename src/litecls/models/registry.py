@@ -36,7 +36,6 @@ class ModelConfig:
     weights_license: str
     factory: Callable[[], nn.Module] = field(repr=False, compare=False)
     num_classes: int = 1000
-    label_set: str = "imagenet"
     paper_top1: float | None = None  # ImageNet top-1 reported by the weights' authors, in %
     #: Strength of residual-stream equalization before int8 calibration (0 = none);
     #: see litecls.export.equalize. Only where it measurably helps the int8 file.
