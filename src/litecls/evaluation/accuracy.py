@@ -48,6 +48,8 @@ class Prediction:
     true_index: int
     top: list[int]
     top_scores: list[float]
+    #: Every class's score, when :func:`evaluate` was asked for them (``all_scores``).
+    scores: np.ndarray | None = None
 
 
 @dataclass
@@ -130,13 +132,25 @@ class EvaluationResult:
 
 
 def evaluate(classifier: ImageClassifier, dataset: LabelledSet, workers: int = 2,
-             progress: ProgressFn | None = None) -> EvaluationResult:
+             progress: ProgressFn | None = None, all_scores: bool = False) -> EvaluationResult:
     """Classify every image of ``dataset`` with ``classifier`` and score the answers.
 
-    ``classifier`` must rank at least :data:`MAX_K` categories with no
-    threshold or allow/deny list (create it with ``max_results=-1`` or 5).
-    Raises :class:`LabelsError` when the model has no labels to match names
-    against, or no dataset label names a model class.
+    Args:
+        classifier: ranks at least :data:`MAX_K` categories with no threshold
+            or allow/deny list (create it with ``max_results=-1`` or 5;
+            ``max_results=-1`` with ``all_scores``).
+        dataset: the labelled images (label names, or class indices).
+        workers: image decoding threads.
+        progress: called with ``(done, total)`` after each image.
+        all_scores: keep every class's score in each :class:`Prediction`.
+
+    Returns:
+        The predictions, and the images left out with the reason.
+
+    Raises:
+        LabelsError: the model has no labels to match names against, or no
+            dataset label names a model class.
+        DatasetError: the classifier returns fewer than 5 categories.
     """
     labels = classifier.labels
     needs_names = any(isinstance(label, str) for _, label in dataset.items)
@@ -174,8 +188,13 @@ def evaluate(classifier: ImageClassifier, dataset: LabelledSet, workers: int = 2
             if len(top) < min(MAX_K, len(labels)):
                 raise DatasetError("the classifier returned fewer than 5 categories; create it with "
                                    "max_results=-1 or 5, no score threshold and no allow/deny list")
+            scores = None
+            if all_scores:
+                scores = np.zeros(len(labels), np.float32)
+                for category in answer.categories:
+                    scores[category.index] = category.score
             result.predictions.append(Prediction(str(path), known[done - 1][1], [c.index for c in top],
-                                                 [c.score for c in top]))
+                                                 [c.score for c in top], scores))
         if progress is not None:
             progress(done, len(known))
     return result

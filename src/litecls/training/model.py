@@ -143,30 +143,44 @@ class TrainedModel:
 
     def evaluate_tflite(self, path: str | os.PathLike, dataset: Dataset, num_threads: int = 2,
                         show_progress: bool = True) -> Evaluation:
-        """Evaluate an exported ``.tflite`` with :class:`litecls.tasks.ImageClassifier`, as an app would."""
-        from tqdm import tqdm
+        """Evaluate an exported ``.tflite`` with :class:`litecls.tasks.ImageClassifier`, as an app would.
 
+        The images run through :func:`litecls.evaluation.accuracy.evaluate`;
+        images that fail to decode are left out.
+
+        Args:
+            path: the exported file.
+            dataset: labelled images of this model's classes.
+            num_threads: interpreter threads.
+            show_progress: draw a progress bar on standard error.
+
+        Returns:
+            Top-1/top-5 accuracy, per-class figures, confusion matrix and loss.
+
+        Raises:
+            ValueError: the file's labels are not this model's classes.
+            ModelFileError: the file cannot be loaded.
+        """
+        from litecls.evaluation.accuracy import evaluate
+        from litecls.evaluation.dataset import LabelledSet
+        from litecls.progress import ProgressBar
         from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
         started = time.perf_counter()
         options = ImageClassifierOptions(model_path=Path(path), max_results=-1, num_threads=num_threads)
-        scores, labels = [], []
+        items = zip(dataset.paths, dataset.labels, strict=True)
+        labelled = LabelledSet([(p, int(label)) for p, label in items], dataset.name)
+        bar = ProgressBar() if show_progress else None
         with ImageClassifier.create_from_options(options) as classifier:
             if classifier.labels != self.classes:
                 raise ValueError(f"{path}: its labels are not this model's classes")
-            results = classifier.classify_many(dataset.paths, workers=2)
-            bar = tqdm(results, total=len(dataset), desc=f"{Path(path).name} on {dataset.name}",
-                       unit="img", disable=not show_progress, leave=False, dynamic_ncols=True)
-            for (_path, result), label in zip(bar, dataset.labels, strict=True):
-                if isinstance(result, Exception):
-                    continue
-                row = np.zeros(len(self.classes), np.float32)
-                for category in result.categories:
-                    row[category.index] = category.score
-                scores.append(row)
-                labels.append(label)
+            result = evaluate(classifier, labelled, workers=2, progress=bar.update if bar else None,
+                              all_scores=True)
+        if bar is not None:
+            bar.close()
+        scores = [p.scores for p in result.predictions]
         probs = np.stack(scores) if scores else np.zeros((0, len(self.classes)), np.float32)
-        labels_arr = np.asarray(labels, np.int64)
+        labels_arr = np.asarray([p.true_index for p in result.predictions], np.int64)
         loss = float(-np.log(np.clip(probs[np.arange(len(labels_arr)), labels_arr], 1e-7, 1)).mean()) \
             if len(labels_arr) else None
         return evaluate_scores(probs, labels_arr, self.classes, loss=loss,
