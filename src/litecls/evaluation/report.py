@@ -49,7 +49,17 @@ class ReportRow:
 
 @dataclass
 class ZooReport:
-    """Rows plus what they were measured on and how."""
+    """Rows plus what they were measured on and how.
+
+    Attributes:
+        rows: one :class:`ReportRow` per model file.
+        threads: the thread counts timed.
+        data: the images accuracy was measured on.
+        runs: timed runs per file and thread count.
+        warmup: untimed runs first.
+        machine: :meth:`MachineInfo.to_dict` of the machine.
+        notes: caveats worth printing with the table.
+    """
 
     rows: list[ReportRow]
     threads: list[int]
@@ -60,7 +70,11 @@ class ZooReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (``litecls models report --json``; read back by :func:`load_report`)."""
+        """JSON-ready dict (``litecls models report --json``; read back by :func:`load_report`).
+
+        Returns:
+            Plain types only.
+        """
         data = asdict(self)
         for row in data["rows"]:
             row["latency_ms"] = {str(k): round(v, 3) for k, v in row["latency_ms"].items()}
@@ -68,7 +82,18 @@ class ZooReport:
 
 
 def load_report(path: str | os.PathLike) -> ZooReport:
-    """Read a report written by ``litecls models report --json``."""
+    """Read a report written by ``litecls models report --json``.
+
+    Args:
+        path: the JSON file.
+
+    Returns:
+        The report.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not such a report (bad JSON).
+    """
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     rows = []
     for row in data["rows"]:
@@ -124,7 +149,25 @@ def _agreement(result: EvaluationResult, reference: EvaluationResult) -> float |
 def build_report(models: Sequence[str], precisions: Sequence[str], dataset: LabelledSet,
                  cache_dir: str | os.PathLike | None = None, threads: Sequence[int] | None = None,
                  warmup: int = 5, runs: int = 30, progress: Progress | None = None) -> ZooReport:
-    """Build (if needed), time and evaluate every ``model`` x ``precision`` of the zoo."""
+    """Build (if needed), time and evaluate every ``model`` x ``precision`` of the zoo.
+
+    Args:
+        models: zoo model names.
+        precisions: precisions of each (float32 is built anyway: the agreement reference).
+        dataset: the labelled images for accuracy and agreement.
+        cache_dir: the zoo cache.
+        threads: thread counts to time (default: 1 up to the usable cores).
+        warmup: untimed runs first.
+        runs: timed runs per file and thread count.
+        progress: receives one line per step.
+
+    Returns:
+        The report, Pareto front marked.
+
+    Raises:
+        ExportError: a build that fails.
+        LabelsError: no dataset label names a model class.
+    """
     from litecls.models.zoo import build
 
     say = progress or (lambda _msg: None)

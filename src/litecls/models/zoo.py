@@ -176,9 +176,23 @@ def _is_intact(path: Path, say: Progress) -> bool:
 
 def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLike | None = None,
           force: bool = False, progress: Progress | None = None) -> Path:
-    """Build (or reuse) zoo model ``name`` at ``precision``; return the .tflite path.
+    """Build (or reuse) zoo model ``name`` at ``precision``; also writes ``labels.txt`` beside it.
 
-    Also writes ``labels.txt`` beside it. ``progress`` receives one line per step.
+    Args:
+        name: a zoo model.
+        precision: "float32", "float16", "dynamic" or "int8".
+        cache: the cache folder (default: :func:`litecls.cache.cache_dir`'s).
+        force: rebuild even if a current, intact file is cached.
+        progress: receives one line per step.
+
+    Returns:
+        The .tflite path.
+
+    Raises:
+        UnknownModelError: ``name`` is not a zoo model.
+        ExportError: an unknown precision, or a conversion that does not check out.
+        CacheDirError: the cache cannot be written.
+        MissingExtraError: the ``zoo`` extra (PyTorch, the converters) is not installed.
     """
     say = progress or (lambda _msg: None)
     config = get_config(name)

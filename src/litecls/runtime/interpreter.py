@@ -70,10 +70,18 @@ TFLITE_IDENTIFIER = b"TFL3"
 def read_model_bytes(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
     """Return ``(data, name)`` for a model path or bytes, checked by :func:`check_tflite_bytes`.
 
-    ``name`` is the path (or ``"<bytes>"``) for error messages. A file with a
-    ``NAME.sha256`` sidecar (written by litecls's zoo and training exports)
-    must match it. Raises :class:`ModelFileError` for a missing, unreadable,
-    empty or non-TFLite file and for a checksum mismatch.
+    A file with a ``NAME.sha256`` sidecar (written by litecls's zoo and
+    training exports) must match it.
+
+    Args:
+        model: a .tflite path or its bytes.
+
+    Returns:
+        The bytes, and the path (or ``"<bytes>"``) for error messages.
+
+    Raises:
+        ModelNotFoundError: no such file.
+        ModelFileError: a folder, an unreadable, empty or non-TFLite file, or a checksum mismatch.
     """
     if isinstance(model, (bytes, bytearray, memoryview)):
         data, name = bytes(model), "<bytes>"
@@ -94,10 +102,17 @@ def read_model_bytes(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
 
 
 def check_tflite_bytes(data: bytes, name: str = "<bytes>") -> None:
-    """Raise :class:`ModelFileError` unless ``data`` starts like a TFLite flatbuffer.
+    """Check that ``data`` starts like a TFLite flatbuffer.
 
     Only the header is checked (cheap); structural damage such as truncation
     is caught when the interpreter verifies the flatbuffer.
+
+    Args:
+        data: the model's bytes.
+        name: the model's name for messages.
+
+    Raises:
+        ModelFileError: empty, too short, or without the TFLite identifier.
     """
     if not data:
         raise ModelFileError(f"{name}: empty model file (0 bytes)")
@@ -126,10 +141,20 @@ def _format_hint(data: bytes) -> str:
 def load_interpreter(model: str | os.PathLike | bytes, num_threads: int | None = None) -> Interpreter:
     """A LiteRT interpreter for ``model`` (path or bytes) with its tensors allocated.
 
-    ``num_threads=None`` keeps LiteRT's default (one thread). XNNPACK is
-    applied by LiteRT itself. Raises :class:`ModelFileError` for a missing,
-    empty, non-TFLite, truncated or corrupt file, a checksum mismatch, and
-    a model that fails the checks of :func:`interpreter_from_bytes`.
+    XNNPACK is applied by LiteRT itself.
+
+    Args:
+        model: a .tflite path or its bytes.
+        num_threads: interpreter threads; ``None`` keeps LiteRT's default (one).
+
+    Returns:
+        The interpreter, ready to run.
+
+    Raises:
+        ValueError: ``num_threads`` is not a positive integer.
+        ModelFileError: a missing, empty, non-TFLite, truncated or corrupt file,
+            a checksum mismatch, or a model that fails the checks of
+            :func:`interpreter_from_bytes`.
     """
     if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
@@ -148,7 +173,19 @@ def interpreter_from_bytes(data: bytes, name: str = "<bytes>",
     must fit their type and all tensors together fit :data:`MAX_TENSOR_BYTES`;
     after, one trial :meth:`invoke` on zeros must succeed. LiteRT's native log line
     about the XNNPACK delegate is kept off the terminal (logged at INFO on
-    ``litecls.runtime``). Raises :class:`ModelFileError` naming ``name``.
+    ``litecls.runtime``).
+
+    Args:
+        data: the model's bytes.
+        name: the model's name for messages.
+        num_threads: interpreter threads (default: LiteRT's).
+
+    Returns:
+        The interpreter, tensors allocated.
+
+    Raises:
+        ModelFileError: the model is truncated or corrupt, cannot be loaded or
+            allocated, or fails a check or the trial run (naming ``name``).
     """
     trial_in_child(data, name)
     with native_stderr_captured():

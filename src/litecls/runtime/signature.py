@@ -23,8 +23,15 @@ _OUTPUT_DTYPES = (np.float32, np.uint8, np.int8)
 class TensorSpec:
     """One tensor of a model: where it is, its shape, type and quantization.
 
-    ``scale == 0`` means the tensor is not quantized (LiteRT reports (0.0, 0)).
     A quantized value ``q`` stands for the real value ``(q - zero_point) * scale``.
+
+    Attributes:
+        index: the tensor's index in the interpreter.
+        name: its name.
+        shape: its shape.
+        dtype: its numpy type.
+        scale: quantization scale; 0 means not quantized (LiteRT reports (0.0, 0)).
+        zero_point: quantization zero point.
     """
 
     index: int
@@ -79,8 +86,10 @@ class ScoresOutputSpec(TensorSpec):
 class ClassifierSignature:
     """The image input and the score outputs (heads) of an image classifier.
 
-    ``output`` is the first head; ``outputs`` all of them, in the model's
-    output order (the order of its output metadata).
+    Attributes:
+        input: the image input.
+        output: the first head.
+        outputs: all heads, in the model's output order (the order of its output metadata).
     """
 
     input: ImageInputSpec
@@ -106,12 +115,21 @@ def _spec(cls: type[TensorSpec], detail: dict) -> TensorSpec:
 
 
 def describe_classifier(interpreter: Interpreter, name: str = "model") -> ClassifierSignature:
-    """Check that ``interpreter`` runs an image classifier and describe its two tensors.
+    """Check that ``interpreter`` runs an image classifier and describe its tensors.
 
     Expected: exactly one input ``[1, H, W, C]`` with C in (1, 3) of dtype
     float32/uint8/int8, and one or more outputs ``[1, N]`` or ``[N]`` of dtype
-    float32/uint8/int8. Anything else raises :class:`ModelFileError` that
-    states what was found and what is expected.
+    float32/uint8/int8.
+
+    Args:
+        interpreter: a LiteRT interpreter with tensors allocated.
+        name: the model's name for messages.
+
+    Returns:
+        Its input and score outputs.
+
+    Raises:
+        ModelFileError: anything else, stating what was found and what is expected.
     """
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     expected_in = "one image input of shape [1, height, width, 1 or 3] (float32, uint8 or int8)"

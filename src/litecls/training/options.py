@@ -11,7 +11,33 @@ from litecls.models.zoo import DEFAULT_MODEL
 
 @dataclass
 class TrainOptions:
-    """Hyper-parameters of :func:`train`; ``None`` means "the default of the mode" (head-only / fine-tune)."""
+    """Hyper-parameters of :func:`train`; ``None`` means "the default of the mode" (head-only / fine-tune).
+
+    Attributes:
+        model: the zoo backbone.
+        epochs: epochs of the main stage: the head (head-only, default 40) or
+            the backbone (fine-tune, default 6).
+        head_epochs: epochs of the head warm-up before fine-tuning (early stopping applies).
+        batch_size: default 64 (head-only) / 32 (fine-tune).
+        lr: peak learning rate (AdamW) of the head on frozen features.
+        fine_tune_lr: peak learning rate of the backbone stages; the head gets ten times it.
+        weight_decay: AdamW's.
+        dropout: before the head's linear layer(s).
+        hidden_units: a hidden ReLU layer of this width in the head (0: none).
+        label_smoothing: of the cross-entropy.
+        warmup_epochs: linear learning-rate warm-up before the cosine decay.
+        patience: early stopping: epochs without a better validation loss.
+        class_weights: weight the loss by inverse class frequency.
+        seed: every random choice derives from it.
+        fine_tune: also train the top (or all) of the backbone.
+        fine_tune_layers: "top" (last third of the stages), "all", or a number of stages.
+        augment: random resized crop, flip and colour jitter (default: on when fine-tuning;
+            head-only training computes features once, so it cannot augment).
+        augment_views: fine-tuning the top only: versions of each training image (the
+            first unaugmented) whose frozen-bottom feature maps are computed once.
+        image_size: training resolution (default: the backbone's own); exported files take it.
+        show_progress: progress lines and bars on standard error.
+    """
 
     model: str = DEFAULT_MODEL
     #: Epochs of the main stage: the head (head-only) or the backbone (fine-tune). Default 40 / 6.
@@ -47,7 +73,15 @@ class TrainOptions:
     show_progress: bool = True
 
     def resolved(self) -> TrainOptions:
-        """A copy with every ``None`` default filled in for the mode, and the settings checked."""
+        """A copy with every ``None`` default filled in for the mode, and the settings checked.
+
+        Returns:
+            The resolved options.
+
+        Raises:
+            TrainingError: a setting out of range, or augmentation without fine-tuning.
+            UnknownModelError: ``model`` is not a zoo model.
+        """
         config = get_config(self.model)
         out = TrainOptions(**asdict(self))
         out.model = config.name

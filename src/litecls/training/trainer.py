@@ -38,7 +38,18 @@ Validate = Callable[[], tuple[float, float]]
 
 @dataclass
 class EpochRecord:
-    """What one epoch did: training loss/accuracy (with dropout on), validation loss/accuracy."""
+    """What one epoch did.
+
+    Attributes:
+        stage: "head" or "fine-tune".
+        epoch: the epoch, from 1.
+        loss: training loss (with dropout on).
+        accuracy: training accuracy.
+        val_loss: validation loss, or ``None`` without a validation set.
+        val_accuracy: validation accuracy, or ``None``.
+        lr: the last learning rate of the epoch (the head's group).
+        seconds: wall time.
+    """
 
     stage: str
     epoch: int
