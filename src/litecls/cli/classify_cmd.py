@@ -196,6 +196,8 @@ def _report_error(name: str, message: str, args: argparse.Namespace) -> None:
 
 def _classify_images(classifier, items: list[Input], model: str, args: argparse.Namespace) -> int:
     """Print one row per item (a result or an error), in order; return how many failed."""
+    from litecls.progress import ProgressBar
+
     failures = 0
     started = time.perf_counter()
     table = len(items) <= TABLE_LIMIT and not args.json
@@ -203,6 +205,7 @@ def _classify_images(classifier, items: list[Input], model: str, args: argparse.
         print(f"model: {model}")
     readable = [item.name for item in items if item.error is None]
     results = iter(classifier.classify_many(readable, workers=args.workers))
+    bar = ProgressBar() if sys.stderr.isatty() else None  # lines on stdout, the count on a terminal
     for done, item in enumerate(items, 1):
         if item.error is not None:
             failures += 1
@@ -228,8 +231,8 @@ def _classify_images(classifier, items: list[Input], model: str, args: argparse.
             top = result.top
             name = f"{_name(top)} {top.score:.2%}" if top else "-"
             print(f"{printable(item.name)}\t{name}{'  (ambiguous)' if result.ambiguous else ''}")
-            if sys.stderr.isatty():
-                print(f"\r{done}/{len(items)} images", end="", file=sys.stderr, flush=True)
+            if bar is not None:
+                bar.update(done, len(items))
     elapsed = time.perf_counter() - started
     if not args.json:
         good = len(items) - failures
