@@ -23,7 +23,8 @@ require_extra("train")  # before the imports below, which need PyTorch
 
 from litecls.errors import DatasetError, TrainingError  # noqa: E402
 from litecls.training.api import TrainOptions, train  # noqa: E402
-from litecls.training.data import Dataset, DatasetWarning, ImageFolder, is_split_root, load_splits  # noqa: E402
+from litecls.training.data import Dataset, DatasetWarning  # noqa: E402
+from litecls.training.folders import ImageFolder, is_split_root, load_splits  # noqa: E402
 from litecls.training.metrics import Evaluation  # noqa: E402
 from litecls.training.model import TrainedModel  # noqa: E402
 from litecls.training.trainer import EpochRecord  # noqa: E402

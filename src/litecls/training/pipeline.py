@@ -16,7 +16,8 @@ from pathlib import Path
 from litecls.errors import DatasetError, TrainingError
 from litecls.progress import say
 from litecls.training.api import train
-from litecls.training.data import Dataset, ImageFolder, is_split_root, load_splits
+from litecls.training.data import Dataset
+from litecls.training.folders import ImageFolder, is_split_root, load_splits
 from litecls.training.metrics import Evaluation
 from litecls.training.model import TrainedModel
 from litecls.training.report import write_report
