@@ -16,12 +16,13 @@ from pathlib import Path
 from litecls.errors import DatasetError, TrainingError
 from litecls.progress import say
 from litecls.training.api import train
+from litecls.training.checkpoint import CHECKPOINT_NAME
 from litecls.training.data import Dataset
 from litecls.training.folders import ImageFolder, is_split_root, load_splits
 from litecls.training.metrics import Evaluation
 from litecls.training.model import TrainedModel
 from litecls.training.report import write_report
-from litecls.training.trainer import CHECKPOINT_NAME, EpochRecord
+from litecls.training.trainer import EpochRecord
 
 #: The precisions ``litecls train`` exports unless told otherwise (any of the zoo's PRECISIONS).
 EXPORT_PRECISIONS = ("float32", "int8")
