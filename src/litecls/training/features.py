@@ -1,10 +1,9 @@
 """Backbone features with LiteRT: convert once, cache, extract with decoding in threads.
 
-PyTorch eager runs an EfficientNet-Lite0 forward pass at ~56 ms an image on
-a 2-core laptop CPU; the same network converted to LiteRT (XNNPACK) takes
-~7.5 ms. Frozen-backbone training therefore extracts features with a
-``.tflite`` of the backbone's ``forward_features`` (pooled embedding), built
-once next to the zoo models, and trains only the head in PyTorch.
+Frozen-backbone training extracts features with a ``.tflite`` of the
+backbone's ``forward_features`` (pooled embedding), built once next to the
+zoo models, and trains only the head in PyTorch (docs/decisions.md,
+"Training": LiteRT is several times faster than PyTorch eager here).
 
 The backbone file takes raw pixels (float32 NHWC, 0-255) and applies the
 model's normalisation in the graph, so one file serves every backbone

@@ -8,8 +8,7 @@ Two ways, chosen by how much of the backbone trains:
   others augmented); its feature maps are kept in memory (float16) and each
   epoch trains the top stages and head on one version. PyTorch then never
   runs the bottom, where the large early feature maps make eager mode
-  slowest: an epoch of 5,000 images costs about a minute at 224 px instead
-  of five.
+  slowest (docs/decisions.md, "Training").
 * **all of it** (``"all"``): PyTorch on images augmented afresh every epoch
   (random resized crop, flip, colour jitter).
 

@@ -31,9 +31,13 @@ class PixelNormalize(nn.Module):
 class ClassifierHead(nn.Module):
     """Dropout and a linear layer on the pooled embedding (Model Maker's head).
 
-    ``hidden > 0`` puts a ReLU layer of that width in between. The features
-    go in unscaled: standardising them made the linear head overfit within
-    2 epochs on Fashion-MNIST (83 % instead of 85.7 % at 100 images a class).
+    The features go in unscaled (docs/decisions.md, "Training", says why).
+
+    Args:
+        in_features: the embedding's width.
+        num_classes: outputs.
+        dropout: before each linear layer.
+        hidden: a ReLU layer of this width in between (0: none).
     """
 
     def __init__(self, in_features: int, num_classes: int, dropout: float = 0.2, hidden: int = 0) -> None:

@@ -23,8 +23,8 @@ from litecls.training.trainer import EpochRecord, StageResult
 
 #: Training images used to calibrate int8 quantization (spread over the classes).
 CALIBRATION_IMAGES = 100
-#: A fine-tuned backbone runs in PyTorch for sets up to this size: converting it to LiteRT
-#: (~20 s) costs more than PyTorch's ~56 ms an image on that many.
+#: A fine-tuned backbone runs in PyTorch for sets up to this size, in LiteRT beyond it
+#: (docs/decisions.md, "Training": the conversion costs more than eager mode on fewer).
 EAGER_LIMIT = 300
 
 

@@ -20,7 +20,8 @@ class TrainOptions:
         head_epochs: epochs of the head warm-up before fine-tuning (early stopping applies).
         batch_size: default 64 (head-only) / 32 (fine-tune).
         lr: peak learning rate (AdamW) of the head on frozen features.
-        fine_tune_lr: peak learning rate of the backbone stages; the head gets ten times it.
+        fine_tune_lr: peak learning rate of the backbone stages; the head gets ten times
+            it (docs/decisions.md: why 3e-4).
         weight_decay: AdamW's.
         dropout: before the head's linear layer(s).
         hidden_units: a hidden ReLU layer of this width in the head (0: none).
@@ -40,35 +41,23 @@ class TrainOptions:
     """
 
     model: str = DEFAULT_MODEL
-    #: Epochs of the main stage: the head (head-only) or the backbone (fine-tune). Default 40 / 6.
     epochs: int | None = None
-    #: Epochs of the head warm-up before fine-tuning (early stopping applies).
     head_epochs: int = 40
-    batch_size: int | None = None  # default 64 / 32
-    #: Peak learning rate (AdamW) of the head on frozen features.
+    batch_size: int | None = None
     lr: float = 1e-3
-    #: Fine-tuning: peak learning rate of the backbone stages; the head gets ten times it.
-    #: 3e-4 gave Fashion-MNIST (500 a class) 91.2-91.5 % against 90.6 % for 1e-4.
     fine_tune_lr: float = 3e-4
     weight_decay: float = 1e-4
     dropout: float = 0.2
     hidden_units: int = 0
     label_smoothing: float = 0.1
     warmup_epochs: float = 1.0
-    #: Early stopping: epochs without a better validation loss before stopping.
     patience: int = 8
     class_weights: bool = True
     seed: int = 0
     fine_tune: bool = False
-    #: "top" (last third of the backbone's stages), "all", or a number of stages.
     fine_tune_layers: str | int = "top"
-    #: Random resized crop, flip and colour jitter; default on for fine-tuning (head-only
-    #: training computes features once, so it cannot augment).
     augment: bool | None = None
-    #: Fine-tuning the top only: versions of each training image (the first unaugmented)
-    #: whose frozen-bottom feature maps are computed once; epochs take them in turn.
     augment_views: int = 2
-    #: Training resolution (default: the backbone's own). Exported files take this size.
     image_size: int | None = None
     show_progress: bool = True
 

@@ -334,8 +334,11 @@ def run_stage(model: nn.Module, stage: Stage, batches: Batches, validate: Valida
 
 @contextmanager
 def torch_threads(count: int) -> Iterator[None]:
-    """Run with ``count`` intra-op threads. A linear head's small matrices step in ~2 ms on one
-    thread but ~70 ms on two when the other core is busy (the threads wait on each other)."""
+    """Run with ``count`` intra-op threads meanwhile (docs/decisions.md, "Training": one for the head).
+
+    Args:
+        count: PyTorch intra-op threads.
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
