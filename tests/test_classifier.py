@@ -20,7 +20,6 @@ from litecls.processing.image import prepare_image
 from litecls.processing.postprocess import (
     category_mask,
     dequantize,
-    filter_categories,
     is_ambiguous,
     is_probability,
     to_probabilities,
@@ -427,7 +426,6 @@ def test_top_k_filters_and_ambiguity() -> None:
     assert top_k(probs, -1, threshold=0.2).tolist() == [1, 3]
     mask = category_mask(["a", "b", "c", "d", "e"], denylist=["b"])
     assert top_k(probs, 2, mask=mask).tolist() == [3, 0]
-    assert filter_categories([1, 3, 0], mask).tolist() == [3, 0]
     assert is_ambiguous([0.45, 0.1]) and is_ambiguous([0.6, 0.55]) and not is_ambiguous([0.8, 0.1])
 
 

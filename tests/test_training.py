@@ -16,6 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
+import fashion_mnist  # tests/fashion_mnist.py
 import numpy as np
 import pytest
 import torch
@@ -30,7 +31,6 @@ from litecls.training import (
     DatasetWarning,
     ImageFolder,
     TrainingError,
-    fashion_mnist,
     load_splits,
     train,
 )

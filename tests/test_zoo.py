@@ -14,12 +14,13 @@ from ai_edge_litert.interpreter import Interpreter
 from photos import agreement_photos, agreement_set, imagenet_set, model_inputs, run_tflite
 from support import import_or_skip, perturb, seed_from_env
 
+from litecls.cache import atomic_write
 from litecls.errors import CacheDirError, MissingWeightsError, UnknownModelError
 from litecls.metadata import read_metadata
 from litecls.models import create_model, get_config, list_models
 from litecls.models.labels import imagenet_display_names, imagenet_labels
 from litecls.models.registry import PRECISIONS
-from litecls.models.zoo import atomic_write, build, zoo_spec
+from litecls.models.zoo import build, zoo_spec
 
 ZOO = list_models()
 #: The precisions between float32 and int8: float compute, smaller weights.
@@ -133,13 +134,14 @@ def test_files_from_an_older_export_are_not_reused(zoo_model, tmp_path, capsys):
 def test_float32_matches_pytorch(name, zoo_model):
     import torch
 
-    from litecls.export.convert import reference_probabilities
+    from litecls.export.convert import DeployModule
 
     images, _ = imagenet_set(name)
     images = images[:6]
     spec = zoo_spec(get_config(name))
-    reference = reference_probabilities(create_model(name), spec,
-                                        torch.from_numpy(spec.normalize(images)))
+    with torch.no_grad():  # the exact module that is exported, run in PyTorch
+        exported = DeployModule(create_model(name).eval(), spec).eval()
+        reference = exported(torch.from_numpy(spec.normalize(images)))
     converted = run_tflite(zoo_model(name, "float32"), images)
     assert np.abs(converted - reference.numpy()).max() <= 1e-4
     # Probabilities, not logits.

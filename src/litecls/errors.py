@@ -66,3 +66,7 @@ class LabelsError(LiteclsError, ValueError):
 
 class DatasetError(LiteclsError):
     """A data folder or CSV that cannot be used for training or evaluation."""
+
+
+class TrainingError(LiteclsError):
+    """Training cannot start or resume: bad settings, or a checkpoint that does not fit."""

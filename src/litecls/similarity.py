@@ -86,7 +86,7 @@ def _load_cache(file: Path) -> dict[str, tuple[int, int, np.ndarray]]:
 def _save_cache(file: Path, found: EmbeddedImages) -> None:
     from io import BytesIO
 
-    from litecls.models.zoo import atomic_write
+    from litecls.cache import atomic_write
 
     stamps = [_stamp(p) for p in found.paths]
     buffer = BytesIO()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 
 from litecls.evaluation.benchmark import DEFAULT_RUNS, DEFAULT_WARMUP
 
@@ -53,16 +51,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_benchmark)
 
 
-def _say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Run the benchmark and print the figures."""
-    from litecls.cli.evaluate_cmd import resolve_cli_model
+    from litecls.cli.common import resolve_cli_model
     from litecls.errors import DatasetError
     from litecls.evaluation.benchmark import benchmark_model, format_benchmark
     from litecls.evaluation.dataset import image_files
+    from litecls.progress import stamped
 
     images = None
     if args.end_to_end:
@@ -71,6 +66,6 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             raise DatasetError(f"--end-to-end: no images in {' '.join(args.end_to_end)}")
     model = resolve_cli_model(args.model, args.cache_dir)
     result = benchmark_model(model, threads=args.threads, warmup=args.warmup, runs=args.runs, images=images,
-                             ops=args.ops, cache_dir=args.cache_dir, progress=_say)
+                             ops=args.ops, cache_dir=args.cache_dir, progress=stamped)
     print(json.dumps(result.to_dict(), indent=1) if args.json else format_benchmark(result))
     return 0

@@ -9,9 +9,9 @@ import sys
 import time
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 
 from litecls.imagefiles import IMAGE_SUFFIXES, images_under, is_image_name
+from litecls.models.zoo import DEFAULT_MODEL
 from litecls.processing.video import VIDEO_SUFFIXES, VideoError, is_video
 
 #: Up to this many images get a full table each; more get one line each and a progress bar.
@@ -38,7 +38,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         f"({' '.join(sorted(VIDEO_SUFFIXES))})")
     p.add_argument("--samples", action="store_true",
                    help="also classify the sample photos (scikit-image and matplotlib classics)")
-    p.add_argument("--model", "-m", default="efficientnet_lite0",
+    p.add_argument("--model", "-m", default=DEFAULT_MODEL,
                    help="a .tflite file or a zoo model NAME[:PRECISION] (default: efficientnet_lite0, int8)")
     p.add_argument("--top-k", "-k", type=int, default=5, help="categories per image (default 5)")
     p.add_argument("--threshold", type=float, default=0.0, help="hide categories scoring below this")
@@ -139,29 +139,9 @@ def _bar(score: float, width: int = 24) -> str:
     return "█" * full + ("▌" if filled - full >= 0.5 else "")
 
 
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def _name(category) -> str:
     """The label to show: the category name, else the display name, else the class index."""
     return category.category_name or category.display_name or f"class {category.index}"
-
-
-def _resolve_model(ref: str, cache_dir: str | None) -> str:
-    """A zoo reference built into the cache (with progress lines); anything path-like as given."""
-    from litecls.errors import ModelFileError, UnknownModelError
-    from litecls.models.registry import list_models
-    from litecls.models.zoo import build, parse_model_ref
-
-    if "/" in ref or os.sep in ref or ref.endswith(".tflite") or Path(ref).exists():
-        return ref
-    try:
-        name, precision = parse_model_ref(ref)
-    except UnknownModelError:
-        raise ModelFileError(f"{ref}: no such model file, and not a zoo model "
-                             f"(zoo models: {', '.join(list_models())})") from None
-    return str(build(name, precision, cache=cache_dir, progress=_progress))
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -182,7 +162,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         for item in items:
             _report_error(item.name, item.error or "", args)
         return 1
-    model = _resolve_model(args.model, args.cache_dir)
+    from litecls.cli.common import resolve_cli_model
+
+    model = resolve_cli_model(args.model, args.cache_dir)
     try:
         options = ImageClassifierOptions(
             model_path=model, max_results=args.top_k, score_threshold=args.threshold,
@@ -214,6 +196,8 @@ def _report_error(name: str, message: str, args: argparse.Namespace) -> None:
 
 def _classify_images(classifier, items: list[Input], model: str, args: argparse.Namespace) -> int:
     """Print one row per item (a result or an error), in order; return how many failed."""
+    from litecls.progress import ProgressBar
+
     failures = 0
     started = time.perf_counter()
     table = len(items) <= TABLE_LIMIT and not args.json
@@ -221,6 +205,7 @@ def _classify_images(classifier, items: list[Input], model: str, args: argparse.
         print(f"model: {model}")
     readable = [item.name for item in items if item.error is None]
     results = iter(classifier.classify_many(readable, workers=args.workers))
+    bar = ProgressBar() if sys.stderr.isatty() else None  # lines on stdout, the count on a terminal
     for done, item in enumerate(items, 1):
         if item.error is not None:
             failures += 1
@@ -246,8 +231,8 @@ def _classify_images(classifier, items: list[Input], model: str, args: argparse.
             top = result.top
             name = f"{_name(top)} {top.score:.2%}" if top else "-"
             print(f"{printable(item.name)}\t{name}{'  (ambiguous)' if result.ambiguous else ''}")
-            if sys.stderr.isatty():
-                print(f"\r{done}/{len(items)} images", end="", file=sys.stderr, flush=True)
+            if bar is not None:
+                bar.update(done, len(items))
     elapsed = time.perf_counter() - started
     if not args.json:
         good = len(items) - failures

@@ -162,8 +162,8 @@ def _write_parquet(out: Path, rows: list[tuple[str, np.ndarray | str]], dimensio
 
 def cmd_similar(args: argparse.Namespace) -> int:
     """Print the images under FOLDER nearest to QUERY; exit 2 if the query cannot be read."""
+    from litecls.cache import cache_dir
     from litecls.errors import ImageError
-    from litecls.models.zoo import cache_dir
     from litecls.runtime.integrity import sha256_hex
     from litecls.similarity import index_folder, nearest
 

@@ -36,24 +36,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-def _say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def resolve_cli_model(model: str, cache_dir: str | None) -> str:
-    """A zoo name is built (with progress lines) into the cache; a path is returned unchanged."""
-    from litecls.models.zoo import build, parse_model_ref
-
-    if Path(model).exists() or model.endswith(".tflite") or "/" in model:
-        return model
-    return str(build(*parse_model_ref(model), cache=cache_dir, progress=_say))
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate; exit 1 when some images were left out (unknown label, unreadable), 2 on errors."""
+    from litecls.cli.common import resolve_cli_model
     from litecls.evaluation.accuracy import MAX_K, evaluate
     from litecls.evaluation.dataset import load_labelled, sample_set, write_csv
-    from litecls.evaluation.progress import ProgressBar
+    from litecls.progress import ProgressBar
     from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
     if args.confusion:  # before any work: a missing plots extra is known now, not after the evaluation

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from litecls.models.registry import PRECISIONS
+from litecls.progress import stamped as _progress
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -69,10 +69,6 @@ def _measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=30, help="timed runs per file and thread count (default 30)")
     p.add_argument("--warmup", type=int, default=5, help="warm-up runs (default 5)")
     p.add_argument("--cache-dir", help="model cache (default: $LITECLS_CACHE or XDG cache)")
-
-
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import socket
 import sys
 
 from litecls.errors import LiteclsError
+from litecls.models.zoo import DEFAULT_MODEL
 
 #: litecls.serve.settings.LOOPBACK; not imported, so that ``litecls`` starts without the serve extra.
 LOOPBACK = "127.0.0.1"
@@ -54,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from litecls.serve.registry import ModelNotFound
 
-    values = {"models": tuple(args.model or ["efficientnet_lite0"]), "host": args.host, "port": args.port,
+    values = {"models": tuple(args.model or [DEFAULT_MODEL]), "host": args.host, "port": args.port,
               "api_key": args.api_key, "max_models": args.max_models, "max_batch": args.max_batch,
               "max_wait_ms": args.max_wait_ms, "max_upload_mb": args.max_upload_mb,
               "max_queue": args.max_queue, "cache_dir": args.cache_dir}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from litecls.models.zoo import DEFAULT_MODEL
+
 
 def _fractions(text: str) -> tuple[float, ...]:
     try:
@@ -37,7 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "report.md with plots, and checkpoint/ to OUT.")
     parser.add_argument("data", metavar="DATA", help="image folder, train/val/test folder, or CSV file")
     parser.add_argument("--output", "-o", required=True, metavar="OUT", help="folder for the results")
-    parser.add_argument("--model", "-m", default="efficientnet_lite0", choices=list_models(),
+    parser.add_argument("--model", "-m", default=DEFAULT_MODEL, choices=list_models(),
                         help="backbone (default: %(default)s)")
     parser.add_argument("--epochs", type=int, help="epochs (default: 40 head-only, 6 fine-tuning)")
     parser.add_argument("--fine-tune", action="store_true",

@@ -48,11 +48,24 @@ class Prediction:
     true_index: int
     top: list[int]
     top_scores: list[float]
+    #: Every class's score, when :func:`evaluate` was asked for them (``all_scores``).
+    scores: np.ndarray | None = None
 
 
 @dataclass
 class EvaluationResult:
-    """What :func:`evaluate` measured."""
+    """What :func:`evaluate` measured.
+
+    Attributes:
+        model: the model evaluated.
+        source: where the images came from.
+        labels: the model's labels.
+        predictions: one :class:`Prediction` per evaluated image.
+        unknown_labels: dataset label names the model does not know, with their image counts.
+        suggestions: close model labels for each unknown name.
+        unreadable: ``(file, error)`` of images that could not be read.
+        skipped: ``(item, reason)`` of inputs without a usable label.
+    """
 
     model: str
     source: str
@@ -75,15 +88,33 @@ class EvaluationResult:
         return sum(self.unknown_labels.values()) + len(self.unreadable) + len(self.skipped)
 
     def correct(self, k: int) -> int:
-        """Images whose true class is among the best ``k``."""
+        """Images whose true class is among the best ``k``.
+
+        Args:
+            k: how many of the best classes count.
+
+        Returns:
+            The count.
+        """
         return sum(p.true_index in p.top[:k] for p in self.predictions)
 
     def top_k(self, k: int) -> float:
-        """Top-``k`` accuracy (0..1) over the evaluated images."""
+        """Top-``k`` accuracy over the evaluated images.
+
+        Args:
+            k: how many of the best classes count.
+
+        Returns:
+            A fraction, 0..1 (0 with no images).
+        """
         return self.correct(k) / self.evaluated if self.evaluated else 0.0
 
     def per_class(self) -> list[ClassAccuracy]:
-        """Accuracy per true class, worst first (then by name)."""
+        """Accuracy per true class.
+
+        Returns:
+            One :class:`ClassAccuracy` per class, worst first (then by name).
+        """
         groups: dict[int, list[Prediction]] = {}
         for p in self.predictions:
             groups.setdefault(p.true_index, []).append(p)
@@ -92,12 +123,24 @@ class EvaluationResult:
         return sorted(rows, key=lambda r: (r.top1_accuracy, r.label))
 
     def confusions(self, n: int = 10) -> list[tuple[str, str, int]]:
-        """The ``n`` most common ``(true, predicted, count)`` top-1 mistakes."""
+        """The most common top-1 mistakes.
+
+        Args:
+            n: how many.
+
+        Returns:
+            ``(true, predicted, count)``, most common first.
+        """
         counts = Counter((p.true_index, p.top[0]) for p in self.predictions if p.top[0] != p.true_index)
         return [(self._name(t), self._name(q), c) for (t, q), c in counts.most_common(n)]
 
     def confusion_matrix(self) -> tuple[list[str], np.ndarray]:
-        """Rows: the true classes present; columns: the same classes plus "other" (any other class)."""
+        """The confusion matrix of the classes present.
+
+        Returns:
+            ``(names, matrix)``: rows are the true classes present; columns the same
+            classes plus "other" (any other class).
+        """
         classes = sorted({p.true_index for p in self.predictions})
         position = {c: i for i, c in enumerate(classes)}
         matrix = np.zeros((len(classes), len(classes) + 1), dtype=np.int64)
@@ -109,7 +152,14 @@ class EvaluationResult:
         return self.labels[index] if 0 <= index < len(self.labels) else str(index)
 
     def to_dict(self, per_image: bool = False) -> dict:
-        """JSON-ready summary; ``per_image`` adds every prediction."""
+        """JSON-ready summary.
+
+        Args:
+            per_image: add every prediction.
+
+        Returns:
+            Plain types only.
+        """
         data = {
             "model": self.model, "data": self.source, "images": self.evaluated + self.left_out,
             "evaluated": self.evaluated, "left_out": self.left_out,
@@ -130,13 +180,25 @@ class EvaluationResult:
 
 
 def evaluate(classifier: ImageClassifier, dataset: LabelledSet, workers: int = 2,
-             progress: ProgressFn | None = None) -> EvaluationResult:
+             progress: ProgressFn | None = None, all_scores: bool = False) -> EvaluationResult:
     """Classify every image of ``dataset`` with ``classifier`` and score the answers.
 
-    ``classifier`` must rank at least :data:`MAX_K` categories with no
-    threshold or allow/deny list (create it with ``max_results=-1`` or 5).
-    Raises :class:`LabelsError` when the model has no labels to match names
-    against, or no dataset label names a model class.
+    Args:
+        classifier: ranks at least :data:`MAX_K` categories with no threshold
+            or allow/deny list (create it with ``max_results=-1`` or 5;
+            ``max_results=-1`` with ``all_scores``).
+        dataset: the labelled images (label names, or class indices).
+        workers: image decoding threads.
+        progress: called with ``(done, total)`` after each image.
+        all_scores: keep every class's score in each :class:`Prediction`.
+
+    Returns:
+        The predictions, and the images left out with the reason.
+
+    Raises:
+        LabelsError: the model has no labels to match names against, or no
+            dataset label names a model class.
+        DatasetError: the classifier returns fewer than 5 categories.
     """
     labels = classifier.labels
     needs_names = any(isinstance(label, str) for _, label in dataset.items)
@@ -174,8 +236,13 @@ def evaluate(classifier: ImageClassifier, dataset: LabelledSet, workers: int = 2
             if len(top) < min(MAX_K, len(labels)):
                 raise DatasetError("the classifier returned fewer than 5 categories; create it with "
                                    "max_results=-1 or 5, no score threshold and no allow/deny list")
+            scores = None
+            if all_scores:
+                scores = np.zeros(len(labels), np.float32)
+                for category in answer.categories:
+                    scores[category.index] = category.score
             result.predictions.append(Prediction(str(path), known[done - 1][1], [c.index for c in top],
-                                                 [c.score for c in top]))
+                                                 [c.score for c in top], scores))
         if progress is not None:
             progress(done, len(known))
     return result
@@ -184,7 +251,24 @@ def evaluate(classifier: ImageClassifier, dataset: LabelledSet, workers: int = 2
 def evaluate_model(model: str, dataset: LabelledSet, num_threads: int | None = None, workers: int = 2,
                    labels: str | None = None, cache_dir: str | None = None,
                    progress: ProgressFn | None = None) -> EvaluationResult:
-    """:func:`evaluate` with a classifier created for ``model`` (a .tflite path or a zoo name)."""
+    """:func:`evaluate` with a classifier created for ``model``.
+
+    Args:
+        model: a .tflite path or a zoo name.
+        dataset: the labelled images.
+        num_threads: interpreter threads (default: LiteRT's).
+        workers: image decoding threads.
+        labels: a labels file, for a model without metadata.
+        cache_dir: the zoo cache.
+        progress: called with ``(done, total)``.
+
+    Returns:
+        What :func:`evaluate` returns.
+
+    Raises:
+        ModelFileError: the model cannot be loaded.
+        LabelsError: see :func:`evaluate`.
+    """
     from litecls.tasks import ImageClassifierOptions
 
     options = ImageClassifierOptions(model_path=model, max_results=MAX_K, num_threads=num_threads,

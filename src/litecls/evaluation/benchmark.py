@@ -62,7 +62,25 @@ class ThreadResult:
 
 @dataclass
 class BenchmarkResult:
-    """Everything :func:`benchmark_model` measured, with the machine it ran on."""
+    """Everything :func:`benchmark_model` measured, with the machine it ran on.
+
+    Attributes:
+        model: the file measured.
+        file_size_bytes: its size.
+        input: the input tensor (shape, dtype, quantization).
+        output: the score output tensor.
+        warmup_runs: untimed runs before each thread count.
+        runs: timed runs per thread count.
+        results: one :class:`ThreadResult` per thread count.
+        machine: what it ran on.
+        rss_before_mb: the process's resident memory before loading, if known.
+        peak_rss_mb: peak resident memory while loading and running one interpreter.
+        peak_rss_since_start: True when the peak could not be reset (it includes earlier work).
+        delegation: which ops XNNPACK runs.
+        end_to_end_images: images timed end to end (0: none).
+        ops: the per-op profile, when asked for.
+        notes: caveats worth printing with the figures.
+    """
 
     model: str
     file_size_bytes: int
@@ -94,14 +112,28 @@ class BenchmarkResult:
         return max(0.0, self.peak_rss_mb - self.rss_before_mb)
 
     def for_threads(self, threads: int) -> ThreadResult:
-        """The result for one thread count."""
+        """The result for one thread count.
+
+        Args:
+            threads: a thread count that was measured.
+
+        Returns:
+            Its :class:`ThreadResult`.
+
+        Raises:
+            KeyError: that count was not measured.
+        """
         for result in self.results:
             if result.threads == threads:
                 return result
         raise KeyError(f"no result for {threads} threads")
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (the ``--json`` output)."""
+        """JSON-ready dict (the ``--json`` output).
+
+        Returns:
+            Plain types only.
+        """
         delegation = self.delegation
         return {
             "model": self.model, "file_size_bytes": self.file_size_bytes,
@@ -126,7 +158,17 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 
 
 def parse_threads(text: str | Sequence[int]) -> list[int]:
-    """``"1,2,4"`` (or a list) -> ``[1, 2, 4]``; raises ``ValueError`` unless all are positive integers."""
+    """``"1,2,4"`` (or a list) -> ``[1, 2, 4]``.
+
+    Args:
+        text: comma-separated counts, or a sequence of ints.
+
+    Returns:
+        The thread counts, in the order given.
+
+    Raises:
+        ValueError: empty, or not all positive integers.
+    """
     if isinstance(text, str):
         parts = [p.strip() for p in text.split(",") if p.strip()]
         try:
@@ -194,10 +236,22 @@ def benchmark_model(model: str | os.PathLike, threads: Sequence[int] | str = (1,
                     progress: Progress | None = None) -> BenchmarkResult:
     """Benchmark ``model`` (a .tflite path or a zoo name) at each thread count.
 
-    ``images`` turns on the end-to-end timing on those files (one per run,
-    cycling). ``ops`` adds the per-op profile at the first thread count.
-    Raises ``ValueError`` for bad counts and :class:`~litecls.errors.ModelFileError`
-    for a file that is not a loadable TFLite model.
+    Args:
+        model: a .tflite path or a zoo ``NAME[:PRECISION]`` (built into the cache).
+        threads: thread counts, a sequence or ``"1,2,4"``.
+        warmup: untimed runs before each count.
+        runs: timed runs per count.
+        images: files for the end-to-end timing (one per run, cycling).
+        ops: add the per-op profile at the first thread count.
+        cache_dir: the zoo cache.
+        progress: receives one line per step.
+
+    Returns:
+        Latency per thread count, memory, delegation and the machine.
+
+    Raises:
+        ValueError: negative warm-up or fewer than one run, or bad thread counts.
+        ModelFileError: the file is not a loadable TFLite model.
     """
     say = progress or (lambda _msg: None)
     counts = parse_threads(threads)

@@ -27,8 +27,11 @@ from litecls.imagefiles import IMAGE_SUFFIXES, images_under, is_image_name, read
 class LabelledSet:
     """Images with their labels: a name (``str``) or a class index (``int``).
 
-    ``skipped`` holds ``(item, reason)`` for inputs that carry no usable
-    label, e.g. images lying next to the class folders.
+    Attributes:
+        items: ``(path, label)`` pairs.
+        source: where they came from (for messages and reports).
+        skipped: ``(item, reason)`` for inputs that carry no usable label,
+            e.g. images lying next to the class folders.
     """
 
     items: list[tuple[Path, str | int]]
@@ -85,7 +88,17 @@ def load_csv(path: str | os.PathLike) -> LabelledSet:
 
 
 def load_labelled(data: str | os.PathLike) -> LabelledSet:
-    """A folder (:func:`load_folder`) or a ``path,label`` file (:func:`load_csv`)."""
+    """A folder (:func:`load_folder`) or a ``path,label`` file (:func:`load_csv`).
+
+    Args:
+        data: the folder or file.
+
+    Returns:
+        The labelled images.
+
+    Raises:
+        DatasetError: it does not exist, is a single image, or holds no labelled images.
+    """
     path = Path(data)
     if path.is_dir():
         return load_folder(path)
@@ -98,7 +111,14 @@ def load_labelled(data: str | os.PathLike) -> LabelledSet:
 
 
 def sample_set() -> LabelledSet:
-    """The 20 labelled ImageNet validation photos shipped in foolbox's wheel (class indices)."""
+    """The 20 labelled ImageNet validation photos shipped in foolbox's wheel.
+
+    Returns:
+        The photos with ImageNet class indices as labels.
+
+    Raises:
+        MissingExtraError: foolbox is not installed.
+    """
     from litecls.samples import labelled_imagenet_photos
 
     return LabelledSet([(p, i) for p, i in labelled_imagenet_photos()],
@@ -122,7 +142,12 @@ def _key(name: str) -> str:
 
 
 class LabelMatcher:
-    """Map dataset label names to a model's class indices (see the module docstring)."""
+    """Map dataset label names to a model's class indices (see the module docstring).
+
+    Args:
+        labels: the model's labels, in output order.
+        display_names: the model's display names (comma-separated synonyms), if any.
+    """
 
     def __init__(self, labels: Sequence[str], display_names: Sequence[str] | None = None) -> None:
         self.labels = list(labels)
@@ -140,7 +165,14 @@ class LabelMatcher:
                     self._synonyms[key] = i
 
     def index(self, label: str | int) -> int | None:
-        """The class index of ``label`` (a name, or an index already), or ``None``."""
+        """The class index of ``label``.
+
+        Args:
+            label: a name, or a class index already.
+
+        Returns:
+            The index, or ``None`` when no model class matches.
+        """
         if isinstance(label, int):
             return label if 0 <= label < len(self.labels) else None
         if label in self._exact:
@@ -149,6 +181,14 @@ class LabelMatcher:
         return self._loose.get(key, self._synonyms.get(key))
 
     def suggest(self, label: str, n: int = 3) -> list[str]:
-        """Model labels close to an unknown ``label``."""
+        """Model labels close to an unknown ``label``.
+
+        Args:
+            label: the unknown name.
+            n: at most this many.
+
+        Returns:
+            The closest labels, best first.
+        """
         keys = {_key(name): name for name in self.labels}
         return [keys[k] for k in difflib.get_close_matches(_key(label), list(keys), n=n, cutoff=0.6)]

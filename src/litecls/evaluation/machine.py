@@ -26,7 +26,19 @@ INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 @dataclass
 class MachineInfo:
-    """What the benchmark ran on."""
+    """What the benchmark ran on.
+
+    Attributes:
+        cpu_model: the CPU's name.
+        logical_cores: logical cores of the machine.
+        usable_cores: cores this process may run on (affinity / container limit).
+        simd: SIMD extensions present (AVX2, AVX-512, NEON...).
+        int8_dot_product: VNNI or ARM dot-product instructions present.
+        memory_gb: physical memory, if known.
+        platform: the OS and architecture.
+        python: Python's version.
+        litert: ai-edge-litert's version.
+    """
 
     cpu_model: str
     logical_cores: int
@@ -39,13 +51,21 @@ class MachineInfo:
     litert: str
 
     def summary(self) -> str:
-        """One line for reports."""
+        """One line for reports.
+
+        Returns:
+            CPU, cores, SIMD, LiteRT and Python versions.
+        """
         dot = "int8 dot-product instructions" if self.int8_dot_product else "no int8 dot-product (VNNI)"
         return (f"{self.cpu_model}, {self.usable_cores} usable of {self.logical_cores} logical cores, "
                 f"SIMD: {' '.join(self.simd) or '-'} ({dot}); LiteRT {self.litert}, Python {self.python}")
 
     def to_dict(self) -> dict:
-        """JSON-ready dict."""
+        """JSON-ready dict.
+
+        Returns:
+            The fields by name.
+        """
         return asdict(self)
 
 
@@ -84,7 +104,11 @@ def usable_cores() -> int:
 
 
 def machine_info() -> MachineInfo:
-    """Describe this machine from /proc/cpuinfo and the platform module."""
+    """Describe this machine from /proc/cpuinfo and the platform module.
+
+    Returns:
+        The machine's description.
+    """
     info = _cpuinfo()
     flags = set((info.get("flags") or info.get("Features") or "").split())
     model = info.get("model name") or info.get("Model") or info.get("Hardware") or platform.processor() \
@@ -162,12 +186,23 @@ print(json.dumps({"gflops": 2 * n**3 / best / 1e9, "seconds": best}))
 
 
 def measure_peak_gflops(threads: int = 1, size: int = 2048, repeats: int = 5) -> float:
-    """Best float32 GFLOP/s of an ``size``x``size`` numpy matmul on ``threads`` threads.
+    """Best float32 GFLOP/s of an ``size`` x ``size`` numpy matmul on ``threads`` threads.
 
     A tuned BLAS matmul is the practical ceiling of a CPU for float32
     multiply-adds; a conv net cannot beat it. It runs in a child process
     because BLAS reads its thread count only at import. Best of ``repeats``
     (the least disturbed run), since the question is what the chip can do.
+
+    Args:
+        threads: BLAS threads.
+        size: the matrices' side.
+        repeats: timed runs.
+
+    Returns:
+        GFLOP/s of the best run.
+
+    Raises:
+        ValueError: ``threads`` below 1.
     """
     if threads < 1:
         raise ValueError(f"threads must be positive, got {threads}")

@@ -53,7 +53,16 @@ class OpInfo:
 
 @dataclass
 class DelegationReport:
-    """The ops of one model and how they are executed."""
+    """The ops of one model and how they are executed.
+
+    Attributes:
+        model: the file or name described.
+        num_threads: interpreter threads.
+        ops: every op, in execution order, with its delegation.
+        partitions: number of DELEGATE nodes (XNNPACK subgraphs).
+        whole_model_ms: median time of the whole model, when profiled.
+        notes: caveats worth printing.
+    """
 
     model: str
     num_threads: int
@@ -73,7 +82,11 @@ class DelegationReport:
         return not self.not_delegated and self.partitions == 1
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict, with a summary of the ops not delegated."""
+        """A JSON-ready dict, with a summary of the ops not delegated.
+
+        Returns:
+            Plain types only.
+        """
         data = asdict(self)
         data["fully_delegated"] = self.fully_delegated
         data["not_delegated"] = [f"{op.op}#{op.index}" for op in self.not_delegated]
@@ -117,7 +130,18 @@ def analyse_delegation(interpreter: Interpreter, name: str = "model",
 
 
 def delegation_of(model: str | os.PathLike | bytes, num_threads: int = 1) -> DelegationReport:
-    """:func:`analyse_delegation` for a model file or bytes (XNNPACK applied as LiteRT does by default)."""
+    """:func:`analyse_delegation` for a model file or bytes (XNNPACK applied as LiteRT does by default).
+
+    Args:
+        model: a .tflite path or its bytes.
+        num_threads: interpreter threads.
+
+    Returns:
+        Which ops XNNPACK runs and which LiteRT's own kernels run.
+
+    Raises:
+        ModelFileError: the model cannot be loaded.
+    """
     data, name = read_model_bytes(model)
     interpreter = interpreter_from_bytes(data, name, num_threads)
     return analyse_delegation(interpreter, name, num_threads)
@@ -226,6 +250,18 @@ def profile_ops(model: str | os.PathLike | bytes, num_threads: int = 1, warmup: 
     """Delegation of every op plus its median time run alone, and the whole model's median time.
 
     See the module docstring for how ops are cut out and which kernels they get.
+
+    Args:
+        model: a .tflite path or its bytes.
+        num_threads: interpreter threads.
+        warmup: untimed runs of each op.
+        runs: timed runs of each op.
+
+    Returns:
+        The delegation report with each op's time filled in.
+
+    Raises:
+        ModelFileError: the model cannot be loaded.
     """
     from litecls.runtime.flatbuffer import read_model
 

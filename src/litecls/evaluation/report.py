@@ -109,7 +109,17 @@ def published_fields(model: str, precision: str) -> dict:
 
 @dataclass
 class ZooReport:
-    """Rows plus what they were measured on and how."""
+    """Rows plus what they were measured on and how.
+
+    Attributes:
+        rows: one :class:`ReportRow` per model file.
+        threads: the thread counts timed.
+        data: the images accuracy was measured on.
+        runs: timed runs per file and thread count.
+        warmup: untimed runs first.
+        machine: :meth:`MachineInfo.to_dict` of the machine.
+        notes: caveats worth printing with the table.
+    """
 
     rows: list[ReportRow]
     threads: list[int]
@@ -122,7 +132,11 @@ class ZooReport:
     rank_by: str = "published"
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (``litecls models report --json``; read back by :func:`load_report`)."""
+        """JSON-ready dict (``litecls models report --json``; read back by :func:`load_report`).
+
+        Returns:
+            Plain types only.
+        """
         data = asdict(self)
         for row in data["rows"]:
             row["latency_ms"] = {str(k): round(v, 3) for k, v in row["latency_ms"].items()}
@@ -130,7 +144,18 @@ class ZooReport:
 
 
 def load_report(path: str | os.PathLike) -> ZooReport:
-    """Read a report written by ``litecls models report --json``."""
+    """Read a report written by ``litecls models report --json``.
+
+    Args:
+        path: the JSON file.
+
+    Returns:
+        The report.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not such a report (bad JSON).
+    """
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     rows = []
     for row in data["rows"]:
@@ -208,7 +233,7 @@ def build_report(models: Sequence[str], precisions: Sequence[str], dataset: Labe
         models: Registered model names.
         precisions: Zoo precisions to report (float32 is also built, as the agreement reference).
         dataset: Labelled images to measure top-1/top-5 and agreement on.
-        cache_dir: The zoo cache (default: :func:`litecls.models.zoo.cache_dir`).
+        cache_dir: The zoo cache (default: :func:`litecls.cache.cache_dir`).
         threads: Thread counts to time (default: 1 and all usable cores).
         warmup: Untimed runs per file and thread count.
         runs: Timed, interleaved runs per file and thread count.

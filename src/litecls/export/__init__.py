@@ -17,7 +17,15 @@ if TYPE_CHECKING:
 
 
 def spec_metadata(spec: ExportSpec, precision: str) -> ModelMetadata:
-    """The metadata litecls writes for ``spec`` at ``precision``."""
+    """The metadata litecls writes for ``spec`` at ``precision``.
+
+    Args:
+        spec: the export spec.
+        precision: the file's precision (named in the description).
+
+    Returns:
+        The metadata.
+    """
     mean, std = spec.metadata_normalization()
     return ModelMetadata(
         name=spec.name, description=f"{spec.description} Precision: {precision}.".strip(),
@@ -32,10 +40,22 @@ def export_tflite(model: nn.Module | None, spec: ExportSpec, precision: str = "f
                   float_model: bytes | None = None) -> bytes:
     """Return the bytes of a .tflite for ``model`` at ``precision``, with metadata.
 
-    ``calibration`` (needed for ``int8``; ``dynamic`` uses it for GPTQ weight
-    rounding when given) returns uint8 NHWC images of the input size.
-    ``float_model`` reuses an already converted float32 file. What the
-    converters print goes to the ``litecls.export`` logger (shown on failure).
+    What the converters print goes to the ``litecls.export`` logger (shown on failure).
+
+    Args:
+        model: the PyTorch classifier (NCHW logits); ``None`` with ``float_model``.
+        spec: its input, normalisation and metadata.
+        precision: "float32", "float16", "dynamic" or "int8".
+        calibration: returns uint8 NHWC images of the input size; needed for
+            ``int8``, used by ``dynamic`` for GPTQ weight rounding when given.
+        float_model: an already converted float32 file to start from.
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        ExportError: an unknown precision, no model, int8 without calibration,
+            or a rewrite that lost weights.
     """
     from litecls.export.quiet import converter_output_captured
 

@@ -8,8 +8,6 @@ cannot take from metadata, is folded into one multiply-add inside the graph.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
@@ -34,20 +32,35 @@ class DeployModule(nn.Module):
         return torch.softmax(self.model(x.permute(0, 3, 1, 2)), dim=-1)
 
 
-def convert_float32(model: nn.Module, spec: ExportSpec) -> bytes:
-    """Convert ``model`` (NCHW logits) into a float32 .tflite flatbuffer (NHWC in, probabilities out)."""
+def convert_module(module: nn.Module, input_shape: tuple[int, ...]) -> bytes:
+    """Convert ``module`` (in eval mode, without gradients) with litert-torch into float32 .tflite bytes.
+
+    Args:
+        module: the network to convert; it is put in eval mode.
+        input_shape: the shape of its one float32 input, batch included.
+
+    Returns:
+        The flatbuffer's bytes (no metadata).
+
+    Raises:
+        Exception: whatever litert-torch raises for a graph it cannot lower.
+    """
     import litert_torch
 
-    module = DeployModule(model.eval(), spec).eval()
-    height, width = spec.input_size
-    sample = (torch.zeros(1, height, width, spec.channels),)
     with torch.no_grad():
-        edge_model = litert_torch.convert(module, sample)
+        edge_model = litert_torch.convert(module.eval(), (torch.zeros(*input_shape),))
     return bytes(edge_model.model_content())
 
 
-def reference_probabilities(model: nn.Module, spec: ExportSpec,
-                            batch: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-    """Run the exact module that is exported, in PyTorch (for parity checks)."""
-    with torch.no_grad():
-        return DeployModule(model.eval(), spec).eval()(torch.as_tensor(batch))
+def convert_float32(model: nn.Module, spec: ExportSpec) -> bytes:
+    """Convert ``model`` into a float32 .tflite flatbuffer (NHWC in, probabilities out).
+
+    Args:
+        model: a classifier taking normalised NCHW input and returning logits.
+        spec: the input size, channels and normalisation.
+
+    Returns:
+        The flatbuffer's bytes (no metadata).
+    """
+    height, width = spec.input_size
+    return convert_module(DeployModule(model.eval(), spec), (1, height, width, spec.channels))

@@ -142,7 +142,7 @@ def write_embedder(classifier: str | os.PathLike, path: str | os.PathLike) -> Pa
         ExportError: the model does not end in a classifier layer.
         OSError: ``classifier`` cannot be read or ``path`` written.
     """
-    from litecls.models.zoo import atomic_write
+    from litecls.cache import atomic_write
     from litecls.runtime.integrity import write_sidecar
 
     data = embedder_from_classifier(Path(classifier).read_bytes())

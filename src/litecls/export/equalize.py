@@ -12,9 +12,8 @@ consumer (1x1 convolution input weights) without changing the float output.
 as wide as the widest, 0 changes nothing. Full equalization moves the whole
 range problem onto the consumers' weights (int8 per output channel); a middle
 value splits it, as in data-free quantization (Nagel et al., 2019) and
-SmoothQuant (Xiao et al., 2023). Measured on MobileNetV2 int8 (the 29 ImageNet
-and demo photos, as is and mirrored): strength 0 / 0.25 / 0.5 / 0.75 / 1 agreed
-with float32 top-1 on 53 / 54 / 55 / 54 / 53 of 58.
+SmoothQuant (Xiao et al., 2023). docs/decisions.md ("The int8 recipe") has
+the strengths measured.
 """
 
 from __future__ import annotations

@@ -8,13 +8,9 @@ weights; :func:`check_roundtrip` guards every rewrite against that.
 
 from __future__ import annotations
 
-import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from litecls.errors import ExportError
-
-_NUMPY_TYPE = {schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint8,
-               schema.TensorType.FLOAT32: np.float32}
 
 
 def read(model: bytes) -> schema.ModelT:
@@ -125,52 +121,12 @@ def classifier_tail(model_bytes: bytes) -> tuple[str, str] | None:
     return tensor_name(graph.tensors[classifier.outputs[0]]), tensor_name(graph.tensors[softmax.outputs[0]])
 
 
-def int8_io_to_uint8(model_bytes: bytes) -> bytes:
-    """Give a full-integer int8 model uint8 input and output tensors, every op delegable to XNNPACK.
-
-    MediaPipe and the TFLite Task Library accept uint8 (or float32) images
-    only. TensorFlow's converter (``inference_input_type=uint8``) bridges with
-    a QUANTIZE (requantize) op at each end, but XNNPACK in LiteRT 2.3 takes
-    neither a uint8<->int8 QUANTIZE nor an int8 SOFTMAX: those three ops ran
-    outside the XNNPACK subgraph, on LiteRT's built-in kernels (seen with
-    ``litecls benchmark --ops``; LiteRT's ``is_fully_accelerated`` agrees). So:
-
-    * input: uint8 -> DEQUANTIZE -> float32 -> QUANTIZE -> int8. The uint8
-      tensor has the int8 one's scale and its zero point + 128, so every
-      pixel maps to exactly the int8 value the requantize gave.
-    * output, three cases:
-      - the quantizer already ends in QUANTIZE from float (a float softmax:
-        see :func:`litecls.export.quantize.quantize_int8`, which keeps the
-        classifier layer's logits float): that QUANTIZE writes uint8
-        directly, probabilities with scale 1/256 and zero point 0;
-      - an int8 SOFTMAX at the end becomes DEQUANTIZE (int8 logits) ->
-        float32 SOFTMAX -> QUANTIZE to uint8 (scale 1/256, zero point 0);
-      - without a final SOFTMAX the int8 scores go through DEQUANTIZE ->
-        QUANTIZE to uint8 with their scale and zero point + 128.
-
-    The float tensors hold one image and 1000 scores; the network body stays
-    int8. Measured on the four zoo models: identical uint8 scores on 58 real
-    photos, one XNNPACK subgraph with no op left out (was 3), and the input
-    conversion 0.04 ms instead of 0.16 ms.
-    """
-    model = read(model_bytes)
-    graph = model.subgraphs[0]
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ExportError("expected a model with one input and one output tensor")
-    in_idx, out_idx = graph.inputs[0], graph.outputs[0]
-    in_t, out_t = graph.tensors[in_idx], graph.tensors[out_idx]
-    for tensor in (in_t, out_t):
-        if tensor.type != schema.TensorType.INT8:
-            raise ExportError(f"tensor {tensor.name!r} is not int8; quantize the model first")
-    ops = schema.BuiltinOperator
-    float32 = schema.TensorType.FLOAT32
-
-    new_in = _add_tensor(model, in_t, in_t.name, schema.TensorType.UINT8,
-                         in_t.quantization.scale[0], in_t.quantization.zeroPoint[0] + 128)
-    in_float = _add_tensor(model, in_t, _suffixed(in_t.name, b"_float"), float32)
-    in_t.name = _suffixed(in_t.name, b"_int8")
-    head = [_op(model, ops.DEQUANTIZE, new_in, in_float), _op(model, ops.QUANTIZE, in_float, in_idx)]
-
+def _uint8_output(model: schema.ModelT, graph: schema.SubGraphT,
+                  out_idx: int) -> tuple[int, list[schema.OperatorT]]:
+    """The uint8 tensor replacing int8 output ``out_idx`` and the ops to append (the three cases of
+    :func:`int8_io_to_uint8`)."""
+    ops, float32 = schema.BuiltinOperator, schema.TensorType.FLOAT32
+    out_t = graph.tensors[out_idx]
     producer = _producer(graph, out_idx)
     consumed = any(out_idx in list(op.inputs) for op in graph.operators)
     source = graph.tensors[producer.inputs[0]] if producer is not None else None
@@ -198,6 +154,59 @@ def int8_io_to_uint8(model_bytes: bytes) -> bytes:
         scores_float = _add_tensor(model, out_t, _suffixed(out_t.name, b"_float"), float32)
         tail = [_op(model, ops.DEQUANTIZE, out_idx, scores_float),
                 _op(model, ops.QUANTIZE, scores_float, new_out)]
+    return new_out, tail
+
+
+def int8_io_to_uint8(model_bytes: bytes) -> bytes:
+    """Give a full-integer int8 model uint8 input and output tensors, every op delegable to XNNPACK.
+
+    MediaPipe and the TFLite Task Library accept uint8 (or float32) images
+    only; docs/decisions.md ("uint8 input and output") says why not
+    TensorFlow's requantize ops. The rewrite:
+
+    * input: uint8 -> DEQUANTIZE -> float32 -> QUANTIZE -> int8. The uint8
+      tensor has the int8 one's scale and its zero point + 128, so every
+      pixel maps to exactly the int8 value the requantize gave.
+    * output, three cases:
+      - the quantizer already ends in QUANTIZE from float (a float softmax:
+        see :func:`litecls.export.quantize.quantize_int8`, which keeps the
+        classifier layer's logits float): that QUANTIZE writes uint8
+        directly, probabilities with scale 1/256 and zero point 0;
+      - an int8 SOFTMAX at the end becomes DEQUANTIZE (int8 logits) ->
+        float32 SOFTMAX -> QUANTIZE to uint8 (scale 1/256, zero point 0);
+      - without a final SOFTMAX the int8 scores go through DEQUANTIZE ->
+        QUANTIZE to uint8 with their scale and zero point + 128.
+
+    The float tensors hold one image and 1000 scores; the network body stays int8.
+
+    Args:
+        model_bytes: a full-integer int8 model with one input and one output.
+
+    Returns:
+        The rewritten model's bytes.
+
+    Raises:
+        ExportError: not one int8 input and one int8 output.
+    """
+    model = read(model_bytes)
+    graph = model.subgraphs[0]
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ExportError("expected a model with one input and one output tensor")
+    in_idx, out_idx = graph.inputs[0], graph.outputs[0]
+    in_t, out_t = graph.tensors[in_idx], graph.tensors[out_idx]
+    for tensor in (in_t, out_t):
+        if tensor.type != schema.TensorType.INT8:
+            raise ExportError(f"tensor {tensor.name!r} is not int8; quantize the model first")
+    ops = schema.BuiltinOperator
+    float32 = schema.TensorType.FLOAT32
+
+    new_in = _add_tensor(model, in_t, in_t.name, schema.TensorType.UINT8,
+                         in_t.quantization.scale[0], in_t.quantization.zeroPoint[0] + 128)
+    in_float = _add_tensor(model, in_t, _suffixed(in_t.name, b"_float"), float32)
+    in_t.name = _suffixed(in_t.name, b"_int8")
+    head = [_op(model, ops.DEQUANTIZE, new_in, in_float), _op(model, ops.QUANTIZE, in_float, in_idx)]
+
+    new_out, tail = _uint8_output(model, graph, out_idx)
     out_t.name = _suffixed(out_t.name, b"_int8")
     graph.operators[:0] = head
     graph.operators.extend(tail)

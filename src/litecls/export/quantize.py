@@ -4,28 +4,10 @@
 * ``dynamic``: int8 per-channel weights, float activations quantized on the fly.
 * ``int8``: full-integer, calibrated on representative photos, uint8 in and out.
 
-Five choices differ from the quantizer's defaults, all measured:
-
-* Calibration keeps the global min/max over the whole representative set.
-  The default moving average of per-batch min/max clips activations; it cost
-  MobileNetV2 5 of 16 correct top-1 answers on real photos.
-* The input range is pinned to what pixels 0..255 normalise to, so a uint8
-  input value *is* the raw pixel (as MediaPipe and Android apps feed it); the
-  calibrated range would be narrower and clip bright or dark pixels.
-* Weights reach ``dynamic`` and ``int8`` already rounded with GPTQ
-  (:mod:`litecls.export.gptq`, run by :func:`litecls.export.export_tflite` on
-  the calibration images): rounding each weight to its nearest level let
-  errors add up; GPTQ raised int8-vs-float32 agreement
-  by 2-4.5 points on every zoo model (and ``dynamic``'s by 2.6-4.2).
-* The classifier layer (the final FULLY_CONNECTED before the softmax) keeps
-  int8 weights but computes in float (weight-only: the weights are
-  dequantized once at load), so the logits are not int8. Real photos give
-  logits well beyond what calibration photos give (MobileNetV2: up to 29.9
-  against a calibrated 19.8); int8 logits clipped there, and 3 of 58 photos
-  came out with two or three classes tied at the top. The layer is 0.3-0.4 % of
-  the network's MACs and still runs in XNNPACK.
-* Every int32 bias fits (:func:`representable_biases`): the quantizer clipped
-  the biases of near-dead channels and wrapped positive ones to -2**31.
+The int8 recipe departs from the quantizer's defaults in five ways
+(global min/max calibration, the input range pinned to pixels 0..255, GPTQ
+weights, a float classifier layer, int32-safe biases); docs/decisions.md,
+"The int8 recipe", says what each was measured to give.
 """
 
 from __future__ import annotations
@@ -52,7 +34,14 @@ def _quantizer(model: bytes):
 
 
 def quantize_float16(model: bytes) -> bytes:
-    """fp16 weights, float32 compute and I/O."""
+    """fp16 weights, float32 compute and I/O.
+
+    Args:
+        model: a float32 .tflite.
+
+    Returns:
+        The quantized .tflite bytes.
+    """
     from ai_edge_quantizer import algorithm_manager, qtyping
 
     q = _quantizer(model)
@@ -84,7 +73,16 @@ def _input_name(model: bytes) -> tuple[str, str, str]:
 def quantize_int8(model: bytes, spec: ExportSpec, calibration: Iterable[np.ndarray]) -> bytes:
     """Full-integer int8 with uint8 input/output.
 
-    ``calibration`` yields uint8 NHWC batches of one image of the model's size.
+    Args:
+        model: a float32 .tflite (weights already GPTQ-rounded, or not).
+        spec: the input's normalisation (pins the input range to pixels 0..255).
+        calibration: uint8 NHWC batches of one image of the model's size.
+
+    Returns:
+        The quantized .tflite bytes.
+
+    Raises:
+        ExportError: the quantizer's result does not check out.
     """
     from ai_edge_quantizer import calibrator
     from ai_edge_quantizer.utils import qsv_utils
@@ -142,10 +140,14 @@ def representable_biases(model: bytes, qsvs: dict) -> bytes:
     0. Raising such a channel's largest weight to the smallest value at which
     the bias fits keeps the bias exact and moves the float output by at most
     that weight times the input range, ``|b| * 127 * 255 / 2**30``: 3e-5 of
-    the bias. Measured, it is neutral: int8 vs float32 agreement on 696
-    inputs went 665 -> 658 (Lite0), 659 -> 663 (Lite1), 673 -> 676 (Lite2),
-    and on 928 other crops of the same photos 896 -> 893, 886 -> 892,
-    905 -> 901. ``qsvs``: the calibrated ranges by tensor name.
+    the bias (docs/decisions.md: measured neutral).
+
+    Args:
+        model: the float32 .tflite about to be quantized.
+        qsvs: the calibrated ranges by tensor name.
+
+    Returns:
+        The model with those channels' largest weights raised.
     """
     tree = flatbuffer.read(model)
     graph = tree.subgraphs[0]

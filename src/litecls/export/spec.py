@@ -6,19 +6,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from litecls.processing.config import ProcessingConfig
+from litecls.processing.config import ProcessingConfig, normalize
 
 
 @dataclass
 class ExportSpec:
     """Everything the exporter needs besides the network itself.
 
-    ``processing`` says how images become the network's input: size, resize
-    settings and ``mean``/``std`` per channel in pixel units (the network
-    wants ``(pixel - mean) / std``). If one value serves all channels it goes
-    into the metadata as is; otherwise the metadata says mean 0 / std 1 (raw
-    pixels) and the graph applies the per-channel part itself. The resize
-    settings are stored in the file's metadata.
+    If the normalisation is one value for all channels it goes into the
+    metadata as is; otherwise the metadata says mean 0 / std 1 (raw pixels)
+    and the graph applies the per-channel part itself.
+
+    Attributes:
+        name: the model's name in its metadata.
+        labels: class names, in output order.
+        processing: how images become the network's input: size, resize settings
+            (stored in the metadata) and ``mean``/``std`` per channel in pixel
+            units (the network wants ``(pixel - mean) / std``).
+        description: what the model does.
+        version: the file's version.
+        author: who made it.
+        license: its licence.
+        display_names: locale -> display names, in output order.
     """
 
     name: str
@@ -56,13 +65,21 @@ class ExportSpec:
         return len(set(self.mean)) == 1 and len(set(self.std)) == 1
 
     def metadata_normalization(self) -> tuple[float, float]:
-        """The (mean, std) written to metadata: float input = (pixel - mean) / std."""
+        """The (mean, std) written to metadata: float input = (pixel - mean) / std.
+
+        Returns:
+            The scalar mean and std, or ``(0, 1)`` for per-channel normalisation (done in the graph).
+        """
         if self.scalar_normalization:
             return float(self.mean[0]), float(self.std[0])
         return 0.0, 1.0
 
     def in_graph_affine(self) -> tuple[list[float] | None, list[float] | None]:
-        """Per-channel (scale, shift) turning metadata-normalised input into what the net wants."""
+        """Per-channel (scale, shift) turning metadata-normalised input into what the net wants.
+
+        Returns:
+            ``(scale, shift)`` per channel, or ``(None, None)`` when the metadata does it all.
+        """
         if self.scalar_normalization:
             return None, None
         m0, s0 = self.metadata_normalization()
@@ -70,11 +87,21 @@ class ExportSpec:
         return (s0 / std).tolist(), ((m0 - mean) / std).tolist()
 
     def float_input_range(self) -> tuple[float, float]:
-        """Float input values that pixels 0 and 255 map to (the uint8 input range)."""
+        """Float input values that pixels 0 and 255 map to (the uint8 input range).
+
+        Returns:
+            ``(low, high)``.
+        """
         m0, s0 = self.metadata_normalization()
         return (0.0 - m0) / s0, (255.0 - m0) / s0
 
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
-        """Apply the metadata normalisation to uint8 pixels (NHWC), as a runtime would."""
-        m0, s0 = self.metadata_normalization()
-        return (pixels.astype(np.float32) - np.float32(m0)) / np.float32(s0)
+        """Apply the metadata normalisation to uint8 pixels (NHWC), as a runtime would.
+
+        Args:
+            pixels: uint8 pixels.
+
+        Returns:
+            float32 input values.
+        """
+        return normalize(pixels, *self.metadata_normalization())

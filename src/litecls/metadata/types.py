@@ -15,11 +15,15 @@ PROCESSING_FILE = "litecls_processing.json"
 class ScoreCalibration:
     """Sigmoid score calibration of an output (``ScoreCalibrationOptions`` and its parameters file).
 
-    ``transformation``: "IDENTITY", "LOG" or "INVERSE_LOGISTIC", applied to a
-    raw score before the sigmoid. ``parameters``: one entry per class,
-    ``(scale, slope, offset, min_score or None)``, or ``None`` for a class
-    without parameters (it gets ``default_score``), as the Task Library and
-    MediaPipe read the file (one line ``scale,slope,offset[,min_score]`` per class).
+    Attributes:
+        transformation: "IDENTITY", "LOG" or "INVERSE_LOGISTIC", applied to a
+            raw score before the sigmoid.
+        default_score: the score of a class without parameters.
+        parameters: one entry per class, ``(scale, slope, offset, min_score or
+            None)``, or ``None`` for a class without parameters, as the Task
+            Library and MediaPipe read the file (one line
+            ``scale,slope,offset[,min_score]`` per class).
+        file_name: the packed parameters file's name.
     """
 
     transformation: str = "IDENTITY"
@@ -32,10 +36,12 @@ class ScoreCalibration:
 class OutputHead:
     """One score output (classifier head) of a model: its tensor metadata name and label files.
 
-    ``labels``: category names (the label file without locale);
-    ``display_names``: locale -> names. ``score_threshold``: the default
-    threshold of its ``ScoreThresholdingOptions``, or ``None``;
-    ``score_calibration``: its :class:`ScoreCalibration`, or ``None``.
+    Attributes:
+        name: the output tensor's metadata name.
+        labels: category names (the label file without locale).
+        display_names: locale -> names.
+        score_threshold: the default threshold of its ``ScoreThresholdingOptions``, or ``None``.
+        score_calibration: its :class:`ScoreCalibration`, or ``None``.
     """
 
     name: str = ""
@@ -49,22 +55,30 @@ class OutputHead:
 class ModelMetadata:
     """The parts of the TFLite metadata schema that image classifiers use.
 
-    ``mean``/``std``: the float input expects ``(pixel - mean) / std``, one
-    value or one per channel. ``labels``: category names of the score output
-    (its label file without locale); ``display_names``: locale -> names
-    (label files with a locale). ``processing``: the contents of
-    :data:`PROCESSING_FILE` when the model carries it, else ``None``.
-    ``head_name``/``score_threshold``/``score_calibration``: the score
-    output's tensor metadata name, default score threshold
-    (``ScoreThresholdingOptions``) and :class:`ScoreCalibration`.
-    ``heads``: for a model with several score outputs only, one
-    :class:`OutputHead` per output in output order (then ``labels``,
-    ``display_names``, ``head_name`` and ``score_threshold`` are the first's).
-    ``embedding``: the output is a feature vector (an image embedder's), not
-    scores; it is written as MediaPipe's ``add_feature_output`` does, named
-    "embedding", without labels or value range.
-    ``associated_files``: names of the files packed in the model.
-    ``missing_files``: files the metadata names but the model does not carry.
+    Attributes:
+        name: the model's name.
+        description: what it does.
+        version: its version (the zoo's file version).
+        author: who made it.
+        license: its licence.
+        mean: the float input expects ``(pixel - mean) / std``; one value or one per channel.
+        std: see ``mean``.
+        color_space: "RGB" or "GRAYSCALE".
+        labels: category names of the score output (its label file without locale).
+        display_names: locale -> names (label files with a locale).
+        processing: the contents of :data:`PROCESSING_FILE` when the model carries it, else ``None``.
+        head_name: the score output's tensor metadata name.
+        score_threshold: its default score threshold (``ScoreThresholdingOptions``).
+        score_calibration: its :class:`ScoreCalibration`.
+        heads: for a model with several score outputs only, one :class:`OutputHead`
+            per output in output order (then ``labels``, ``display_names``,
+            ``head_name`` and ``score_threshold`` are the first's).
+        embedding: the output is a feature vector (an image embedder's), not scores; it is
+            written as MediaPipe's ``add_feature_output`` does, named "embedding", without
+            labels or value range.
+        min_parser_version: the metadata parser version the file needs.
+        associated_files: names of the files packed in the model.
+        missing_files: files the metadata names but the model does not carry.
     """
 
     name: str

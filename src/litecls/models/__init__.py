@@ -15,6 +15,17 @@ def create_model(name: str, pretrained: bool = True) -> nn.Module:
     """Build zoo model ``name`` in eval mode, with its ImageNet weights unless ``pretrained=False``.
 
     Needs torch; describing models (:func:`get_config`) does not.
+
+    Args:
+        name: a registered model.
+        pretrained: load the ImageNet weights.
+
+    Returns:
+        The PyTorch network (NCHW normalised input -> logits).
+
+    Raises:
+        UnknownModelError: ``name`` is not registered.
+        MissingWeightsError: the weights package is not installed.
     """
     from litecls.models.weights import load_state_dict
 

@@ -51,7 +51,6 @@ class ModelConfig:
     weights_license: str
     factory: Callable[[], nn.Module] = field(repr=False, compare=False)
     num_classes: int = 1000
-    label_set: str = "imagenet"
     #: ImageNet accuracy published for the float model, and for a full-integer int8 file of the
     #: same checkpoint where the authors published one.
     published: PublishedAccuracy | None = None
@@ -89,7 +88,17 @@ _REGISTRY: dict[str, ModelConfig] = {}
 
 
 def register(config: ModelConfig) -> ModelConfig:
-    """Add a model config to the registry; names are unique."""
+    """Add a model config to the registry.
+
+    Args:
+        config: the model's pretrained configuration.
+
+    Returns:
+        ``config``.
+
+    Raises:
+        ValueError: a model of that name is already registered.
+    """
     if config.name in _REGISTRY:
         raise ValueError(f"model {config.name!r} is already registered")
     _REGISTRY[config.name] = config
@@ -97,12 +106,26 @@ def register(config: ModelConfig) -> ModelConfig:
 
 
 def list_models() -> list[str]:
-    """Names of every registered model, in registration order."""
+    """Names of every registered model.
+
+    Returns:
+        The names, in registration order.
+    """
     return list(_REGISTRY)
 
 
 def get_config(name: str) -> ModelConfig:
-    """The config of model ``name``; an unknown name lists the valid ones."""
+    """The config of model ``name``.
+
+    Args:
+        name: a model name (case, ``-`` and ``_`` do not matter).
+
+    Returns:
+        Its configuration.
+
+    Raises:
+        UnknownModelError: not a registered model (the message lists the valid ones).
+    """
     key = name.strip().lower().replace("-", "_")
     try:
         return _REGISTRY[key]

@@ -14,14 +14,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from litecls.errors import CacheDirError, ExportError, ModelFileError
+from litecls.cache import atomic_write, cache_dir, writable_dir
+from litecls.errors import ExportError, ModelFileError
 from litecls.export.spec import ExportSpec
 from litecls.models.registry import PRECISIONS, ModelConfig, get_config
 from litecls.processing.config import resolve_processing
@@ -34,16 +34,6 @@ DEFAULT_PRECISION = "int8"
 FILE_VERSIONS = {"float32": "2", "float16": "2", "dynamic": "4", "int8": "7"}
 
 Progress = Callable[[str], None]
-
-
-def cache_dir(override: str | os.PathLike | None = None) -> Path:
-    """Where built models live: ``override``, else ``$LITECLS_CACHE``, else XDG cache/litecls."""
-    if override is not None:
-        return Path(override).expanduser()
-    if os.environ.get("LITECLS_CACHE"):
-        return Path(os.environ["LITECLS_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "litecls" / "models"
 
 
 #: Version of the embedding files' metadata (on top of their classifier's version, which they follow).
@@ -145,32 +135,6 @@ def torch_inputs(config: ModelConfig, images: list) -> list:
     return [torch.from_numpy(processing.normalize(image)).permute(0, 3, 1, 2) for image in images]
 
 
-def _writable_dir(folder: Path) -> Path:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CacheDirError(f"cannot create model cache directory {folder}: {exc.strerror}; "
-                            "set --cache-dir or LITECLS_CACHE to a writable folder") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CacheDirError(f"model cache directory {folder} is not writable; "
-                            "set --cache-dir or LITECLS_CACHE to a writable folder")
-    return folder
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename (never half-written)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cached_file(name: str, precision: str, cache: str | os.PathLike | None = None,
                 task: str = "classifier") -> Path:
     """Where zoo model ``name`` at ``precision`` lives in the cache (whether built or not)."""
@@ -229,15 +193,29 @@ def _is_intact(path: Path, say: Progress) -> bool:
 
 def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLike | None = None,
           force: bool = False, progress: Progress | None = None) -> Path:
-    """Build (or reuse) zoo model ``name`` at ``precision``; return the .tflite path.
+    """Build (or reuse) zoo model ``name`` at ``precision``; also writes ``labels.txt`` beside it.
 
-    Also writes ``labels.txt`` beside it. ``progress`` receives one line per step.
+    Args:
+        name: a zoo model.
+        precision: "float32", "float16", "dynamic" or "int8".
+        cache: the cache folder (default: :func:`litecls.cache.cache_dir`'s).
+        force: rebuild even if a current, intact file is cached.
+        progress: receives one line per step.
+
+    Returns:
+        The .tflite path.
+
+    Raises:
+        UnknownModelError: ``name`` is not a zoo model.
+        ExportError: an unknown precision, or a conversion that does not check out.
+        CacheDirError: the cache cannot be written.
+        MissingExtraError: the ``zoo`` extra (PyTorch, the converters) is not installed.
     """
     say = progress or (lambda _msg: None)
     config = get_config(name)
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    folder = _writable_dir(cache_dir(cache))
+    folder = writable_dir(cache_dir(cache))
     target = folder / model_filename(config.name, precision)
     if _reusable(target, file_version(precision), force, say):
         return target
@@ -330,7 +308,7 @@ def build_embedding(name: str, precision: str = DEFAULT_PRECISION, cache: str | 
     config = get_config(name)
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    target = _writable_dir(cache_dir(cache)) / model_filename(config.name, precision, "embedding")
+    target = writable_dir(cache_dir(cache)) / model_filename(config.name, precision, "embedding")
     version = file_version(precision, "embedding")
     if _reusable(target, version, force, say):
         return target

@@ -11,6 +11,7 @@ any machine, with no zoo lookup.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,20 @@ DEFAULT_FLOAT_STD = 127.5
 #: Format tag of the resize settings stored in a model's metadata.
 PROCESSING_FORMAT = "litecls.processing/1"
 _RESIZE_KEYS = ("resize_policy", "crop_pct", "interpolation")
+
+
+def normalize(pixels: np.ndarray, mean: float | Sequence[float], std: float | Sequence[float]) -> np.ndarray:
+    """``(pixels - mean) / std`` in float32: the one place litecls normalises pixels outside a graph.
+
+    Args:
+        pixels: pixel values (uint8 or float, 0-255), channels last.
+        mean: one value, or one per channel, in pixel units.
+        std: one value, or one per channel, in pixel units.
+
+    Returns:
+        A float32 array of the same shape.
+    """
+    return (np.asarray(pixels, np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
 
 
 @dataclass(frozen=True)
@@ -132,8 +147,7 @@ class ProcessingConfig:
         Returns:
             A float32 array of the same shape.
         """
-        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
-        return (np.asarray(pixels, np.float32) - mean) / std
+        return normalize(pixels, self.mean, self.std)
 
     def resize_settings(self) -> dict[str, Any]:
         """The resize settings as stored in a model's metadata (``format``, policy, crop, interpolation)."""

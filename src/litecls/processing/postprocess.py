@@ -123,12 +123,6 @@ def category_mask(labels: Sequence[str] | None, allowlist: Sequence[str] | None 
     return listed if allowlist is not None else ~listed
 
 
-def filter_categories(indices: np.ndarray | Sequence[int], mask: np.ndarray | None) -> np.ndarray:
-    """Keep the ``indices`` whose ``mask`` entry is True, in their order (all when ``mask`` is None)."""
-    indices = np.asarray(indices, dtype=np.int64)
-    return indices if mask is None else indices[mask[indices]]
-
-
 def is_ambiguous(top_scores: Sequence[float] | np.ndarray, min_score: float = 0.5,
                  margin: float = 0.1) -> bool:
     """True when the best score is under ``min_score`` or leads the second by less than ``margin``.

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from litecls.processing.config import ProcessingConfig
+from litecls.processing.config import ProcessingConfig, normalize
 from litecls.processing.image import ImageInput, ImageLimits
 from litecls.processing.region import ImageProcessingOptions
 from litecls.runtime.interpreter import ImageInputSpec
@@ -112,8 +112,8 @@ def quantize_input(pixels: np.ndarray, dtype: np.dtype | type, scale: float = 0.
     if dtype == np.float32:
         mean_a, std_a = _per_channel(mean, "mean", channels), _per_channel(std, "std", channels)
         if pixels.dtype == np.uint8:
-            return _lookup(pixels, (_LEVELS[:, None] - mean_a) / std_a)
-        return (pixels.astype(np.float32) - mean_a) / std_a
+            return _lookup(pixels, normalize(_LEVELS[:, None], mean_a, std_a))
+        return normalize(pixels, mean_a, std_a)
     if dtype not in (np.uint8, np.int8):
         raise ValueError(f"unsupported input dtype {dtype.name}; expected float32, uint8 or int8")
     info = np.iinfo(dtype)

@@ -30,7 +30,7 @@ def sha256_hex(data: bytes) -> str:
 
 def write_sidecar(path: str | os.PathLike, data: bytes) -> Path:
     """Write the sidecar of ``path`` (whose content is ``data``) atomically; return its path."""
-    from litecls.models.zoo import atomic_write
+    from litecls.cache import atomic_write
 
     target = sidecar_path(path)
     atomic_write(target, f"{sha256_hex(data)}  {Path(path).name}\n".encode())

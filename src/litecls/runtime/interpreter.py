@@ -20,7 +20,6 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,20 @@ from ai_edge_litert.interpreter import Interpreter
 from litecls.errors import ModelFileError, ModelNotFoundError
 from litecls.runtime.capture import fds_captured
 from litecls.runtime.integrity import sha256_hex, verify_sidecar
+from litecls.runtime.signature import (  # re-exported: the classifier's tensors, described and checked
+    ClassifierSignature,
+    ImageInputSpec,
+    ScoresOutputSpec,
+    TensorSpec,
+    check_scores,
+    describe_classifier,
+    one_line,
+)
+
+__all__ = ["TFLITE_IDENTIFIER", "ClassifierSignature", "ImageInputSpec", "ScoresOutputSpec", "TensorSpec",
+           "check_scores", "check_tensors", "check_tflite_bytes", "describe_classifier",
+           "interpreter_from_bytes", "load_interpreter", "native_stderr_captured", "read_model_bytes",
+           "trial_in_child", "trial_invoke"]
 
 _log = logging.getLogger("litecls.runtime")
 
@@ -54,90 +67,21 @@ _CHATTER = re.compile(r"^INFO: (Created TensorFlow Lite .*delegate|Initialized T
 #: Every TFLite flatbuffer carries this file identifier at byte offset 4.
 TFLITE_IDENTIFIER = b"TFL3"
 
-_INPUT_DTYPES = (np.float32, np.uint8, np.int8)
-_OUTPUT_DTYPES = (np.float32, np.uint8, np.int8)
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One tensor of a model: where it is, its shape, type and quantization.
-
-    ``scale == 0`` means the tensor is not quantized (LiteRT reports (0.0, 0)).
-    A quantized value ``q`` stands for the real value ``(q - zero_point) * scale``.
-    """
-
-    index: int
-    name: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    scale: float
-    zero_point: int
-
-    @property
-    def quantized(self) -> bool:
-        """True for an integer tensor with quantization parameters."""
-        return self.dtype.kind in "ui" and self.scale > 0
-
-
-@dataclass(frozen=True)
-class ImageInputSpec(TensorSpec):
-    """The ``[1, height, width, channels]`` image input of a classifier."""
-
-    @property
-    def height(self) -> int:
-        """Input height in pixels."""
-        return self.shape[1]
-
-    @property
-    def width(self) -> int:
-        """Input width in pixels."""
-        return self.shape[2]
-
-    @property
-    def channels(self) -> int:
-        """1 (greyscale) or 3 (RGB)."""
-        return self.shape[3]
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """``(height, width)``, the order :func:`litecls.processing.image.prepare_image` takes."""
-        return self.shape[1], self.shape[2]
-
-
-@dataclass(frozen=True)
-class ScoresOutputSpec(TensorSpec):
-    """The ``[1, N]`` (or ``[N]``) score output of a classifier."""
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes N."""
-        return self.shape[-1]
-
-
-@dataclass(frozen=True)
-class ClassifierSignature:
-    """The image input and the score outputs (heads) of an image classifier.
-
-    ``output`` is the first head; ``outputs`` all of them, in the model's
-    output order (the order of its output metadata).
-    """
-
-    input: ImageInputSpec
-    output: ScoresOutputSpec
-    outputs: tuple[ScoresOutputSpec, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.outputs:
-            object.__setattr__(self, "outputs", (self.output,))
-
-
 def read_model_bytes(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
     """Return ``(data, name)`` for a model path or bytes, checked by :func:`check_tflite_bytes`.
 
-    ``name`` is the path (or ``"<bytes>"``) for error messages. A file with a
-    ``NAME.sha256`` sidecar (written by litecls's zoo and training exports)
-    must match it. Raises :class:`ModelFileError` for a missing, unreadable,
-    empty or non-TFLite file and for a checksum mismatch.
+    A file with a ``NAME.sha256`` sidecar (written by litecls's zoo and
+    training exports) must match it.
+
+    Args:
+        model: a .tflite path or its bytes.
+
+    Returns:
+        The bytes, and the path (or ``"<bytes>"``) for error messages.
+
+    Raises:
+        ModelNotFoundError: no such file.
+        ModelFileError: a folder, an unreadable, empty or non-TFLite file, or a checksum mismatch.
     """
     if isinstance(model, (bytes, bytearray, memoryview)):
         data, name = bytes(model), "<bytes>"
@@ -158,10 +102,17 @@ def read_model_bytes(model: str | os.PathLike | bytes) -> tuple[bytes, str]:
 
 
 def check_tflite_bytes(data: bytes, name: str = "<bytes>") -> None:
-    """Raise :class:`ModelFileError` unless ``data`` starts like a TFLite flatbuffer.
+    """Check that ``data`` starts like a TFLite flatbuffer.
 
     Only the header is checked (cheap); structural damage such as truncation
     is caught when the interpreter verifies the flatbuffer.
+
+    Args:
+        data: the model's bytes.
+        name: the model's name for messages.
+
+    Raises:
+        ModelFileError: empty, too short, or without the TFLite identifier.
     """
     if not data:
         raise ModelFileError(f"{name}: empty model file (0 bytes)")
@@ -190,10 +141,20 @@ def _format_hint(data: bytes) -> str:
 def load_interpreter(model: str | os.PathLike | bytes, num_threads: int | None = None) -> Interpreter:
     """A LiteRT interpreter for ``model`` (path or bytes) with its tensors allocated.
 
-    ``num_threads=None`` keeps LiteRT's default (one thread). XNNPACK is
-    applied by LiteRT itself. Raises :class:`ModelFileError` for a missing,
-    empty, non-TFLite, truncated or corrupt file, a checksum mismatch, and
-    a model that fails the checks of :func:`interpreter_from_bytes`.
+    XNNPACK is applied by LiteRT itself.
+
+    Args:
+        model: a .tflite path or its bytes.
+        num_threads: interpreter threads; ``None`` keeps LiteRT's default (one).
+
+    Returns:
+        The interpreter, ready to run.
+
+    Raises:
+        ValueError: ``num_threads`` is not a positive integer.
+        ModelFileError: a missing, empty, non-TFLite, truncated or corrupt file,
+            a checksum mismatch, or a model that fails the checks of
+            :func:`interpreter_from_bytes`.
     """
     if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
@@ -212,7 +173,19 @@ def interpreter_from_bytes(data: bytes, name: str = "<bytes>",
     must fit their type and all tensors together fit :data:`MAX_TENSOR_BYTES`;
     after, one trial :meth:`invoke` on zeros must succeed. LiteRT's native log line
     about the XNNPACK delegate is kept off the terminal (logged at INFO on
-    ``litecls.runtime``). Raises :class:`ModelFileError` naming ``name``.
+    ``litecls.runtime``).
+
+    Args:
+        data: the model's bytes.
+        name: the model's name for messages.
+        num_threads: interpreter threads (default: LiteRT's).
+
+    Returns:
+        The interpreter, tensors allocated.
+
+    Raises:
+        ModelFileError: the model is truncated or corrupt, cannot be loaded or
+            allocated, or fails a check or the trial run (naming ``name``).
     """
     trial_in_child(data, name)
     with native_stderr_captured():
@@ -221,15 +194,15 @@ def interpreter_from_bytes(data: bytes, name: str = "<bytes>",
         except ValueError as exc:
             # LiteRT's flatbuffer verifier rejects truncated and corrupt files here.
             raise ModelFileError(f"{name}: truncated or corrupt TFLite model ({len(data):,} bytes): "
-                                 f"{_one_line(exc)}") from None
+                                 f"{one_line(exc)}") from None
         except RuntimeError as exc:  # e.g. an operator this LiteRT build does not have
-            raise ModelFileError(f"{name}: LiteRT cannot load the model: {_one_line(exc)}") from None
+            raise ModelFileError(f"{name}: LiteRT cannot load the model: {one_line(exc)}") from None
         check_tensors(interpreter, name)
         try:
             interpreter.allocate_tensors()
         except (RuntimeError, ValueError, MemoryError) as exc:
             raise ModelFileError(f"{name}: the model loads but its tensors cannot be allocated (unsupported "
-                                 f"operator or inconsistent shapes?): {_one_line(exc)}") from None
+                                 f"operator or inconsistent shapes?): {one_line(exc)}") from None
         trial_invoke(interpreter, name)
     return interpreter
 
@@ -291,12 +264,6 @@ def trial_in_child(data: bytes, name: str = "<bytes>") -> None:
         _TRUSTED.add(digest)
 
 
-def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line (LiteRT's span several, with C++ file names)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(dict.fromkeys(lines)) or type(exc).__name__
-
-
 def check_tensors(interpreter: Interpreter, name: str = "model") -> None:
     """Refuse impossible quantization and oversized tensors before anything is allocated.
 
@@ -310,7 +277,7 @@ def check_tensors(interpreter: Interpreter, name: str = "model") -> None:
         details = interpreter.get_tensor_details()
     except (RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{name}: corrupt TFLite model: cannot read its tensors: "
-                             f"{_one_line(exc)}") from None
+                             f"{one_line(exc)}") from None
     total = 0
     for detail in details:
         scales = np.asarray(detail.get("quantization_parameters", {}).get("scales", ()), dtype=np.float64)
@@ -352,7 +319,7 @@ def trial_invoke(interpreter: Interpreter, name: str = "model") -> list[np.ndarr
         return [interpreter.get_tensor(detail["index"]) for detail in interpreter.get_output_details()]
     except (RuntimeError, ValueError, TypeError, MemoryError) as exc:
         raise ModelFileError(f"{name}: the model fails a trial run on a blank input: "
-                             f"{_one_line(exc)}") from None
+                             f"{one_line(exc)}") from None
 
 
 @contextlib.contextmanager
@@ -375,98 +342,3 @@ def native_stderr_captured() -> Iterator[None]:
             other.append(line)
     if other:
         print("\n".join(other), file=sys.stderr, flush=True)
-
-def _spec(cls: type[TensorSpec], detail: dict) -> TensorSpec:
-    scale, zero_point = detail["quantization"]
-    return cls(index=int(detail["index"]), name=str(detail["name"]),
-               shape=tuple(int(d) for d in detail["shape"]), dtype=np.dtype(detail["dtype"]),
-               scale=float(scale), zero_point=int(zero_point))
-
-
-def describe_classifier(interpreter: Interpreter, name: str = "model") -> ClassifierSignature:
-    """Check that ``interpreter`` runs an image classifier and describe its two tensors.
-
-    Expected: exactly one input ``[1, H, W, C]`` with C in (1, 3) of dtype
-    float32/uint8/int8, and one or more outputs ``[1, N]`` or ``[N]`` of dtype
-    float32/uint8/int8. Anything else raises :class:`ModelFileError` that
-    states what was found and what is expected.
-    """
-    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-    expected_in = "one image input of shape [1, height, width, 1 or 3] (float32, uint8 or int8)"
-    expected_out = "one score output of shape [1, N] or [N] (float32, uint8 or int8), or several (multi-head)"
-    if len(inputs) != 1:
-        raise ModelFileError(f"{name}: not an image classifier: it has {len(inputs)} inputs, "
-                             f"expected {expected_in}")
-    if not outputs:
-        raise ModelFileError(f"{name}: not an image classifier: it has no outputs, expected {expected_out}")
-    inp = _spec(ImageInputSpec, inputs[0])
-    shape_ok = len(inp.shape) == 4 and inp.shape[0] == 1 and inp.shape[3] in (1, 3) and min(inp.shape) > 0
-    if not shape_ok or inp.dtype not in _INPUT_DTYPES:
-        raise ModelFileError(f"{name}: not an image classifier: input is {inp.dtype.name} "
-                             f"{list(inp.shape)}, expected {expected_in}")
-    if len(inputs[0]["quantization_parameters"]["scales"]) > 1:
-        raise ModelFileError(f"{name}: per-channel quantized input is not supported, expected "
-                             f"{expected_in} with one scale and zero point")
-    heads = []
-    for detail in outputs:  # several [1, N] outputs: a multi-head classifier
-        out = _spec(ScoresOutputSpec, detail)
-        out_ok = (len(out.shape) == 1 or (len(out.shape) == 2 and out.shape[0] == 1)) and out.shape[-1] > 0
-        if not out_ok or out.dtype not in _OUTPUT_DTYPES:
-            which = "output" if len(outputs) == 1 else f"output {len(heads)}"
-            raise ModelFileError(f"{name}: not an image classifier: {which} is {out.dtype.name} "
-                                 f"{list(out.shape)}, expected {expected_out}")
-        heads.append(out)
-    return ClassifierSignature(input=inp, output=heads[0], outputs=tuple(heads))  # type: ignore[arg-type]
-
-
-#: How far from 1 the scores of a probe may sum and still count as probabilities.
-_PROBABILITY_TOLERANCE = 0.02
-
-
-def check_scores(interpreter: Interpreter, signature: ClassifierSignature, name: str = "model",
-                 labelled: bool = True) -> None:
-    """Run two probe images and check that the output can be class scores.
-
-    Any non-finite output (NaN or infinity for a plain input) means corrupt
-    weights: refused. A model without labels must also look like a
-    classifier: the rule is that an output whose values are all >= 0 on both
-    probes (a mid-grey and a seeded noise image) and that does not sum to 1
-    (within 0.02, or half a quantization step per class) is neither
-    probabilities nor logits (logits go negative) but pooled features after
-    a ReLU, as a feature extractor outputs; it is refused with a pointer to
-    the image embedder rather than softmaxed into meaningless "classes".
-    Passing labels overrides the rule. Raises :class:`ModelFileError`.
-    """
-    spec, out = signature.input, signature.output
-    rng = np.random.default_rng(0)
-    if spec.dtype == np.float32:
-        probes = [np.zeros(spec.shape, np.float32), rng.uniform(-1, 1, spec.shape).astype(np.float32)]
-    else:
-        info = np.iinfo(spec.dtype)
-        mid = (int(info.min) + int(info.max) + 1) // 2
-        probes = [np.full(spec.shape, mid, spec.dtype),
-                  rng.integers(info.min, int(info.max) + 1, spec.shape).astype(spec.dtype)]
-    outputs = []
-    try:
-        for probe in probes:
-            interpreter.set_tensor(spec.index, probe)
-            interpreter.invoke()
-            raw = interpreter.get_tensor(out.index).reshape(-1).astype(np.float64)
-            outputs.append((raw - out.zero_point) * out.scale if out.quantized else raw)
-    except (RuntimeError, ValueError, MemoryError) as exc:
-        raise ModelFileError(f"{name}: the model fails a trial run: {_one_line(exc)}") from None
-    for values in outputs:
-        if not np.all(np.isfinite(values)):
-            raise ModelFileError(f"{name}: the model outputs NaN or infinity for a plain image "
-                                 f"(corrupt weights?)")
-    if labelled:
-        return
-    tolerance = _PROBABILITY_TOLERANCE + (out.num_classes * out.scale / 2 if out.quantized else 0.0)
-    non_negative = all(np.all(v >= 0) for v in outputs)
-    probabilities = all(abs(v.sum() - 1.0) <= tolerance for v in outputs)
-    if non_negative and not probabilities:
-        raise ModelFileError(
-            f"{name}: this looks like a feature extractor, not a classifier: its {out.num_classes} "
-            f"outputs are all >= 0 but do not sum to 1 (not probabilities), and there are no labels; "
-            f"embed images with it instead (litecls.tasks.ImageEmbedder, litecls embed); if it really "
-            f"is a classifier, pass its labels")

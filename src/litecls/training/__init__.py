@@ -21,12 +21,13 @@ from litecls.extras import require_extra
 
 require_extra("train")  # before the imports below, which need PyTorch
 
-from litecls.errors import DatasetError  # noqa: E402
+from litecls.errors import DatasetError, TrainingError  # noqa: E402
 from litecls.training.api import TrainOptions, train  # noqa: E402
-from litecls.training.data import Dataset, DatasetWarning, ImageFolder, is_split_root, load_splits  # noqa: E402
+from litecls.training.data import Dataset, DatasetWarning  # noqa: E402
+from litecls.training.folders import ImageFolder, is_split_root, load_splits  # noqa: E402
 from litecls.training.metrics import Evaluation  # noqa: E402
 from litecls.training.model import TrainedModel  # noqa: E402
-from litecls.training.trainer import EpochRecord, TrainingError  # noqa: E402
+from litecls.training.trainer import EpochRecord  # noqa: E402
 
 __all__ = ["Dataset", "DatasetError", "DatasetWarning", "EpochRecord", "Evaluation", "ImageFolder",
            "TrainOptions", "TrainedModel", "TrainingError", "is_split_root", "load_splits", "train"]

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from litecls.processing.config import ProcessingConfig
-from litecls.training.trainer import epoch_generator
+from litecls.processing.config import ProcessingConfig, normalize
+from litecls.training.trainer import shuffled_batches
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,7 @@ def base_image(path: Path, size: int) -> Image.Image:
 
 def to_tensor(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 NxHxWx3 -> normalised float NCHW (channels-last memory, faster for these convs on CPU)."""
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).float()
-    x = (x - torch.tensor(mean, dtype=torch.float32)) / torch.tensor(std, dtype=torch.float32)
-    return x.permute(0, 3, 1, 2)
+    return torch.from_numpy(normalize(pixels, mean, std)).permute(0, 3, 1, 2)
 
 
 class AugmentedImages:
@@ -118,8 +116,7 @@ class AugmentedImages:
 
     def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This epoch's batches, in a reproducible order."""
-        order = torch.randperm(len(self.images), generator=epoch_generator(self.seed, "fine-tune", epoch))
-        chunks = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        chunks = shuffled_batches(len(self.images), self.batch_size, self.seed, "fine-tune", epoch)
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="litecls-augment") as pool:
             def submit(chunk: torch.Tensor):
                 return [pool.submit(self._one, int(i), epoch) for i in chunk]

@@ -1,4 +1,5 @@
-"""Labelled image sets for training: folders of images per label, explicit splits, or a CSV.
+"""Labelled image sets for training: a Dataset from folders of images per label (training.folders),
+explicit splits, or a CSV.
 
 Every way in ends in a :class:`Dataset` (paths, integer labels, class names)
 and every problem that would waste a training run is found here, before any
@@ -24,10 +25,6 @@ import numpy as np
 
 from litecls.errors import DatasetError, ImageError
 from litecls.imagefiles import IMAGE_SUFFIXES, is_image_name, read_path_label_file
-
-#: Sub-folder names recognised as explicit splits.
-SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
-               "test": ("test", "testing")}
 
 
 class DatasetWarning(UserWarning):
@@ -70,6 +67,17 @@ class Dataset:
 
     Build one with :class:`ImageFolder`, :meth:`from_csv` or :func:`load_splits`;
     cut it with :meth:`split`.
+
+    Args:
+        paths: the image files.
+        labels: one class index per file.
+        classes: the class names, in index order.
+        name: what to call the set in messages ("train", "val"...).
+        skipped: files left out because they are not images.
+        corrupt: ``(file, reason)`` of images that failed to decode.
+
+    Raises:
+        ValueError: paths and labels differ in number, or a label is not a class index.
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike], labels: Sequence[int], classes: Sequence[str],
@@ -96,6 +104,17 @@ class Dataset:
         """Rows of ``path,label`` (a header row is optional); relative paths start at the CSV's folder.
 
         Missing or undecodable files are listed as corrupt and skipped.
+
+        Args:
+            csv_path: the file.
+            verify: decode every image now (otherwise bad ones fail later).
+            classes: fix the class list and order (default: the labels found, sorted).
+
+        Returns:
+            The dataset.
+
+        Raises:
+            DatasetError: unreadable file, labels outside ``classes``, or no usable image.
         """
         csv_path = Path(csv_path)
         entries = read_path_label_file(csv_path)
@@ -147,13 +166,18 @@ class Dataset:
         return len(self.classes)
 
     def counts(self) -> np.ndarray:
-        """Images per class, in class order."""
+        """Images per class.
+
+        Returns:
+            One count per class, in class order.
+        """
         return np.bincount(self.labels, minlength=len(self.classes))
 
     def class_weights(self) -> np.ndarray:
         """``n / (classes * count)`` per class ("balanced" weights): all 1 for a balanced set.
 
-        A class without images gets weight 0.
+        Returns:
+            One float32 weight per class; a class without images gets 0.
         """
         counts = self.counts().astype(np.float64)
         weights = np.zeros_like(counts)
@@ -162,19 +186,38 @@ class Dataset:
         return weights.astype(np.float32)
 
     def summary(self) -> str:
-        """A table of classes and image counts."""
+        """A table of classes and image counts.
+
+        Returns:
+            Text, one line per class.
+        """
         return split_summary({self.name: self})
 
     # -- subsets ----------------------------------------------------------------------------
 
     def subset(self, indices: Iterable[int], name: str | None = None) -> Dataset:
-        """The images at ``indices``, same classes."""
+        """The images at ``indices``, same classes.
+
+        Args:
+            indices: positions in this set.
+            name: the new set's name (default: this one's).
+
+        Returns:
+            A new dataset.
+        """
         idx = np.asarray(list(indices), dtype=np.int64)
         return Dataset([self.paths[i] for i in idx], self.labels[idx], self.classes,
                        name=name or self.name)
 
     def check(self, min_classes: int = 2) -> None:
-        """Raise :class:`DatasetError` unless at least ``min_classes`` classes have images."""
+        """Check that the set can be trained on.
+
+        Args:
+            min_classes: classes that must have images.
+
+        Raises:
+            DatasetError: fewer classes have images.
+        """
         present = int((self.counts() > 0).sum())
         if present < min_classes:
             raise DatasetError(f"{self.name}: {present} class(es) with images "
@@ -186,8 +229,18 @@ class Dataset:
 
         Every class is split on its own, so each part keeps the class balance.
         Each part after the first with a non-zero fraction gets at least one
-        image of every class, and the first part keeps at least one; a class
-        too small for that raises :class:`DatasetError` naming it.
+        image of every class, and the first part keeps at least one.
+
+        Args:
+            fractions: 2 or 3 non-negative fractions summing to 1, train first.
+            seed: the shuffle's seed.
+
+        Returns:
+            The parts, in the order of ``fractions``.
+
+        Raises:
+            ValueError: bad fractions.
+            DatasetError: a class too small for the split (named).
         """
         fractions = [float(f) for f in fractions]
         if not 2 <= len(fractions) <= 3 or any(f < 0 for f in fractions) or fractions[0] <= 0 \
@@ -228,80 +281,6 @@ def min_images_for_split(fractions: Sequence[float]) -> int:
     while min(s for s, f in zip(part_sizes(n, fractions), fractions, strict=True) if f > 0) < 1:
         n += 1
     return n
-
-
-class ImageFolder(Dataset):
-    """A folder with one sub-folder of images per label (label = sub-folder name).
-
-    ``ImageFolder("flowers/")`` reads ``flowers/daisy/*.jpg``, ``flowers/rose/*.jpg``, ...;
-    images in nested folders below a class folder count for that class.
-    ``classes`` fixes the class list and order (e.g. a validation folder
-    that must match the training folder). ``verify=False`` skips decoding
-    every image up front (bad images then fail during feature extraction).
-    """
-
-    def __init__(self, root: str | os.PathLike, classes: Sequence[str] | None = None,
-                 verify: bool = True, name: str | None = None) -> None:
-        root = Path(root)
-        if not root.is_dir():
-            raise DatasetError(f"{root}: no such folder")
-        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        skipped = [p for p in sorted(root.iterdir()) if p.is_file() and not p.name.startswith(".")]
-        names = list(classes) if classes is not None else [p.name for p in folders]
-        unknown = sorted({p.name for p in folders} - set(names))
-        if unknown:
-            raise DatasetError(f"{root}: class folders not among the training classes: {_listing(unknown)}")
-        paths, labels = [], []
-        for label, class_name in enumerate(names):
-            folder = root / class_name
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.rglob("*")):
-                if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
-                    continue
-                if is_image_name(path):
-                    paths.append(path)
-                    labels.append(label)
-                else:
-                    skipped.append(path)
-        if not names:
-            raise DatasetError(f"{root}: empty folder; expected one sub-folder of images per label "
-                               f"(e.g. {root}/cat/*.jpg, {root}/dog/*.jpg)")
-        super().__init__(paths, labels, names, name=name or root.name, skipped=skipped)
-        self.root = root
-        self._finish(str(root), verify)
-
-
-def is_split_root(root: str | os.PathLike) -> bool:
-    """True when ``root`` holds explicit ``train/`` plus ``val/`` and/or ``test/`` folders."""
-    root = Path(root)
-    found = {key for key, aliases in SPLIT_NAMES.items() for a in aliases if (root / a).is_dir()}
-    return "train" in found and len(found) > 1
-
-
-def load_splits(root: str | os.PathLike,
-                verify: bool = True) -> tuple[Dataset, Dataset | None, Dataset | None]:
-    """``(train, val, test)`` from ``root/train``, ``root/val`` and ``root/test`` image folders.
-
-    The classes are the training folder's; a validation or test folder with
-    a class the training folder lacks is an error. Missing ``val``/``test``
-    folders give ``None``.
-    """
-    root = Path(root)
-
-    def folder(key: str) -> Path | None:
-        return next((root / a for a in SPLIT_NAMES[key] if (root / a).is_dir()), None)
-
-    train_dir = folder("train")
-    if train_dir is None:
-        raise DatasetError(f"{root}: no train/ folder")
-    train = ImageFolder(train_dir, verify=verify, name="train")
-    out: list[Dataset | None] = [train]
-    for key in ("val", "test"):
-        path = folder(key)
-        out.append(None if path is None else ImageFolder(path, classes=train.classes, verify=verify,
-                                                         name=key))
-    return out[0], out[1], out[2]  # type: ignore[return-value]
 
 
 def split_summary(parts: dict[str, Dataset | None]) -> str:

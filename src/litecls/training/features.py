@@ -1,10 +1,9 @@
 """Backbone features with LiteRT: convert once, cache, extract with decoding in threads.
 
-PyTorch eager runs an EfficientNet-Lite0 forward pass at ~56 ms an image on
-a 2-core laptop CPU; the same network converted to LiteRT (XNNPACK) takes
-~7.5 ms. Frozen-backbone training therefore extracts features with a
-``.tflite`` of the backbone's ``forward_features`` (pooled embedding), built
-once next to the zoo models, and trains only the head in PyTorch.
+Frozen-backbone training extracts features with a ``.tflite`` of the
+backbone's ``forward_features`` (pooled embedding), built once next to the
+zoo models, and trains only the head in PyTorch (docs/decisions.md,
+"Training": LiteRT is several times faster than PyTorch eager here).
 
 The backbone file takes raw pixels (float32 NHWC, 0-255) and applies the
 model's normalisation in the graph, so one file serves every backbone
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -85,51 +83,83 @@ def create_backbone(name: str, image_size: int | None = None, pretrained: bool =
 
 def _pixel_module(backbone: nn.Module, config: ModelConfig) -> nn.Module:
     """Raw pixels NHWC (0-255) -> normalise -> NCHW -> pooled features."""
-    import torch
     from torch import nn
+
+    from litecls.training.head import PixelNormalize
 
     class PixelFeatures(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.backbone = backbone
-            self.register_buffer("mean", torch.tensor(config.mean, dtype=torch.float32))
-            self.register_buffer("inv_std", 1.0 / torch.tensor(config.std, dtype=torch.float32))
+            self.normalize = PixelNormalize(config.mean, config.std)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = (x - self.mean) * self.inv_std
-            return self.backbone.forward_features(x.permute(0, 3, 1, 2))
+        def forward(self, x):
+            return self.backbone.forward_features(self.normalize(x))
 
     return PixelFeatures().eval()
 
 
-def convert_backbone(backbone: nn.Module, name: str, image_size: int) -> bytes:
-    """A float32 .tflite of ``backbone.forward_features`` taking raw pixels (1xHxWx3, 0-255)."""
-    import litert_torch
-    import torch
+def pixels_to_tflite(module: nn.Module, image_size: int) -> bytes:
+    """Convert ``module``, which takes raw pixels (1xHxWx3, 0-255), to float32 .tflite bytes.
 
+    What litert-torch prints is captured (see :mod:`litecls.export.quiet`).
+
+    Args:
+        module: the network (pixels in).
+        image_size: the square input size.
+
+    Returns:
+        The flatbuffer's bytes.
+    """
+    from litecls.export.convert import convert_module
     from litecls.export.quiet import converter_output_captured
 
-    module = _pixel_module(backbone.eval(), get_config(name))
-    with torch.no_grad(), converter_output_captured():
-        edge_model = litert_torch.convert(module, (torch.zeros(1, image_size, image_size, 3),))
-    return bytes(edge_model.model_content())
+    with converter_output_captured():
+        return convert_module(module, (1, image_size, image_size, 3))
+
+
+def convert_backbone(backbone: nn.Module, name: str, image_size: int) -> bytes:
+    """A float32 .tflite of ``backbone.forward_features`` taking raw pixels (1xHxWx3, 0-255).
+
+    Args:
+        backbone: the (possibly fine-tuned) backbone.
+        name: its zoo name (its normalisation).
+        image_size: the square input size.
+
+    Returns:
+        The flatbuffer's bytes.
+    """
+    return pixels_to_tflite(_pixel_module(backbone.eval(), get_config(name)), image_size)
 
 
 def backbone_file(name: str, image_size: int | None = None, cache: str | os.PathLike | None = None,
-                  progress: Callable[[str], None] | None = None) -> Path:
-    """Path of the cached feature-extractor .tflite of zoo model ``name``, built on first use."""
-    from litecls.models.zoo import _writable_dir, atomic_write, cache_dir
+                  show_progress: bool = True) -> Path:
+    """Path of the cached feature-extractor .tflite of zoo model ``name``, built on first use.
+
+    Args:
+        name: the zoo backbone.
+        image_size: the square input size (default: the backbone's own).
+        cache: the cache folder (default: the zoo cache).
+        show_progress: say when it is converted.
+
+    Returns:
+        The file's path.
+
+    Raises:
+        UnknownModelError: ``name`` is not a zoo model.
+        CacheDirError: the cache cannot be written.
+    """
+    from litecls.cache import built_once
+    from litecls.progress import say
 
     config = get_config(name)
     size = image_size or config.input_size
-    folder = _writable_dir(cache_dir(cache))
     suffix = "" if size == config.input_size else f"-{size}px"
-    path = folder / f"{config.name}-features{suffix}-float32.tflite"
-    if not path.is_file():
-        if progress:
-            progress(f"converting the {config.name} backbone to LiteRT (once; cached in {folder})")
-        atomic_write(path, convert_backbone(create_backbone(config.name, size), config.name, size))
-    return path
+    return built_once(
+        f"{config.name}-features{suffix}-float32.tflite",
+        lambda: convert_backbone(create_backbone(config.name, size), config.name, size), cache,
+        lambda path: say(f"converting the {config.name} backbone to LiteRT (once; cached in {path.parent})",
+                         show_progress))
 
 
 class FeatureExtractor:
@@ -179,13 +209,12 @@ class FeatureExtractor:
         augment). Failed images get zeros; callers drop them. At most
         ``4 * workers`` decoded images wait in memory at any time.
         """
-        from tqdm import tqdm
+        from litecls.progress import batch_bar
 
         features = np.zeros((len(paths), *self.out_shape), dtype)
         failed: list[tuple[int, str]] = []
         pending: deque[tuple[int, Future]] = deque()
-        bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not show_progress,
-                   file=sys.stderr, leave=False, dynamic_ncols=True)
+        bar = batch_bar(len(paths), desc, show_progress, unit="img", leave=False)
 
         def finish(index: int, future: Future) -> None:
             result = future.result()
@@ -227,7 +256,7 @@ class FeatureCache:
     def get_or_extract(self, paths: Sequence[Path], extractor: FeatureExtractor, desc: str = "features",
                        show_progress: bool = True) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """Cached features of ``paths`` if present, else extract and save them."""
-        from litecls.models.zoo import atomic_write
+        from litecls.cache import atomic_write
 
         path = self.folder / f"features-{desc}-{self.key(paths, extractor)}.npz"
         if path.is_file():

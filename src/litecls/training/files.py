@@ -15,11 +15,11 @@ def _umask() -> int:
 def write_file(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` atomically (temporary file + rename) with the usual permissions.
 
-    :func:`litecls.models.zoo.atomic_write` leaves the private 0600 mode of
+    :func:`litecls.cache.atomic_write` leaves the private 0600 mode of
     its temporary file, right for a cache but not for a model meant to be
     copied into an app.
     """
-    from litecls.models.zoo import atomic_write
+    from litecls.cache import atomic_write
 
     path = Path(path)
     atomic_write(path, data)

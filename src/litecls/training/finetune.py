@@ -8,8 +8,7 @@ Two ways, chosen by how much of the backbone trains:
   others augmented); its feature maps are kept in memory (float16) and each
   epoch trains the top stages and head on one version. PyTorch then never
   runs the bottom, where the large early feature maps make eager mode
-  slowest: an epoch of 5,000 images costs about a minute at 224 px instead
-  of five.
+  slowest (docs/decisions.md, "Training").
 * **all of it** (``"all"``): PyTorch on images augmented afresh every epoch
   (random resized crop, flip, colour jitter).
 
@@ -18,9 +17,7 @@ BatchNorm keeps its ImageNet statistics in both (see :func:`set_train_mode`).
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,11 +26,12 @@ import torch
 from torch import nn
 
 from litecls.models.registry import get_config
-from litecls.training.data import Dataset
-from litecls.training.features import FeatureExtractor, create_backbone
+from litecls.progress import say
+from litecls.training.features import FeatureExtractor, create_backbone, pixels_to_tflite
 from litecls.training.head import (
     ClassifierHead,
     CustomClassifier,
+    PixelNormalize,
     backbone_stages,
     freeze_backbone,
     pool,
@@ -41,10 +39,9 @@ from litecls.training.head import (
     set_train_mode,
     trainable_stages,
 )
-from litecls.training.trainer import Checkpoint, EpochRecord, Stage, epoch_generator, run_stage
+from litecls.training.trainer import RunContext, run_stage, shuffled_batches, validator
 
 if TYPE_CHECKING:
-    from litecls.training.api import TrainOptions
     from litecls.training.model import TrainedModel
 
 #: Memory the cached feature maps of the "top" path may take; beyond it fewer versions are
@@ -55,15 +52,13 @@ MAP_MEMORY_LIMIT = 2 * 1024**3
 class _Bottom(nn.Module):
     """Raw pixels NHWC (0-255) -> normalise -> the first ``split`` stages -> NHWC maps."""
 
-    def __init__(self, backbone: nn.Module, mean: Iterable[float], std: Iterable[float], split: int) -> None:
+    def __init__(self, backbone: nn.Module, mean: list[float], std: list[float], split: int) -> None:
         super().__init__()
         self.backbone, self.split = backbone, split
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32))
-        self.register_buffer("inv_std", 1.0 / torch.tensor(list(std), dtype=torch.float32))
+        self.normalize = PixelNormalize(mean, std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = ((x - self.mean) * self.inv_std).permute(0, 3, 1, 2)
-        return run_stages(self.backbone, x, 0, self.split).permute(0, 2, 3, 1)
+        return run_stages(self.backbone, self.normalize(x), 0, self.split).permute(0, 2, 3, 1)
 
 
 class _Top(nn.Module):
@@ -78,96 +73,69 @@ class _Top(nn.Module):
 
 
 def bottom_file(name: str, image_size: int, split: int, cache: str | Path | None) -> Path:
-    """The cached LiteRT file of the first ``split`` stages of zoo model ``name`` (built on first use)."""
-    from litecls.models.zoo import _writable_dir, atomic_write, cache_dir
+    """The cached LiteRT file of the first ``split`` stages of zoo model ``name`` (built on first use).
+
+    Args:
+        name: the zoo backbone.
+        image_size: the square input size.
+        split: how many stages the file runs.
+        cache: the cache folder (default: the zoo cache).
+
+    Returns:
+        The file's path.
+
+    Raises:
+        CacheDirError: the cache cannot be written.
+    """
+    from litecls.cache import built_once
 
     config = get_config(name)
-    folder = _writable_dir(cache_dir(cache))
-    path = folder / f"{config.name}-stages0-{split}-{image_size}px-float32.tflite"
-    if not path.is_file():
-        import litert_torch  # slow to import: only when converting
-
-        from litecls.export.quiet import converter_output_captured
-
-        module = _Bottom(create_backbone(config.name, image_size), config.mean, config.std, split).eval()
-        with torch.no_grad(), converter_output_captured():
-            edge = litert_torch.convert(module, (torch.zeros(1, image_size, image_size, 3),))
-        atomic_write(path, bytes(edge.model_content()))
-    return path
+    return built_once(
+        f"{config.name}-stages0-{split}-{image_size}px-float32.tflite",
+        lambda: pixels_to_tflite(_Bottom(create_backbone(config.name, image_size), config.mean, config.std,
+                                         split), image_size), cache)
 
 
-def _say(message: str, show: bool) -> None:
-    if show:
-        print(message, file=sys.stderr, flush=True)
+def fine_tune(trained: TrainedModel, run: RunContext) -> None:
+    """Stage 2: fine-tune the top (or all) of ``trained``'s backbone with its head, on augmented images.
 
+    Args:
+        trained: holds the head trained on frozen features; afterwards
+            ``trained.backbone`` is the fine-tuned backbone.
+        run: the run's settings, data, checkpoint and history.
 
-def fine_tune(trained: TrainedModel, opts: TrainOptions, train_data: Dataset, val_data: Dataset | None,
-              checkpoint: Checkpoint, fingerprint: dict, history: list[EpochRecord],
-              weights: torch.Tensor | None, state: dict | None,
-              on_epoch_end: Iterable[Callable[[EpochRecord], None]]) -> float:
-    """Fine-tune ``trained``'s backbone and head; returns the wall time.
-
-    ``trained.head`` holds the head trained on frozen features; afterwards
-    ``trained.backbone`` is the fine-tuned backbone.
+    Raises:
+        CacheDirError: the frozen bottom's file cannot be cached.
     """
-    started = time.perf_counter()
+    opts = run.options
     backbone = create_backbone(opts.model, opts.image_size)
     trainable = freeze_backbone(backbone, opts.fine_tune_layers)
     total = len(backbone_stages(backbone))
     split = total - trainable_stages(backbone, opts.fine_tune_layers)
-    views = opts.augment_views if opts.augment else 1
     network = None
     if split > 0:
-        network, batches, validate, steps = _cached_maps(trained, opts, backbone, split, views, train_data,
-                                                         val_data, weights)
+        network, batches, validate, steps = _cached_maps(trained, run, backbone, split)
     if network is None:
-        network, batches, validate, steps = _augmented_images(trained, opts, backbone, train_data, val_data,
-                                                              weights)
-    _say(f"fine-tuning the last {total - split} of {total} backbone stages and the head at "
-         f"{opts.image_size} px", opts.show_progress)
+        network, batches, validate, steps = _augmented_images(trained, run, backbone)
+    say(f"fine-tuning the last {total - split} of {total} backbone stages and the head at "
+        f"{opts.image_size} px", run.show)
     groups = [{"params": trainable, "lr": opts.fine_tune_lr},
               {"params": list(trained.head.parameters()), "lr": 10 * opts.fine_tune_lr}]
-    stage = Stage("fine-tune", opts.epochs, groups, steps_per_epoch=steps, weight_decay=opts.weight_decay,
-                  label_smoothing=opts.label_smoothing, class_weights=weights,
-                  warmup_epochs=opts.warmup_epochs, patience=opts.patience, seed=opts.seed)
-    trained.stages["fine-tune"] = run_stage(
-        network, stage, batches, validate, lambda on: set_train_mode(network, on), checkpoint, fingerprint,
-        history, resume=state, show_progress=opts.show_progress, on_epoch_end=on_epoch_end)
+    stage = run.stage("fine-tune", opts.epochs, groups, steps)
+    trained.stages["fine-tune"] = run_stage(network, stage, batches, validate,
+                                            lambda on: set_train_mode(network, on), run)
     for parameter in backbone.parameters():
         parameter.requires_grad_(False)
     trained.backbone = backbone.to(memory_format=torch.contiguous_format).eval()
     trained.reset_extractor()  # it ran the frozen backbone
-    return time.perf_counter() - started
 
 
-def _validator(network: nn.Module, inputs: Callable[[int, int], torch.Tensor], count: int,
-               labels: torch.Tensor, weights: torch.Tensor | None) -> Callable[[], tuple[float, float]]:
-    def validate() -> tuple[float, float]:
-        with torch.no_grad():
-            logits = torch.cat([network(inputs(i, min(i + 64, count))) for i in range(0, count, 64)])
-        loss = torch.nn.functional.cross_entropy(logits, labels, weight=weights)
-        return float(loss), float((logits.argmax(1) == labels).float().mean())
-
-    return validate
-
-
-def _cached_maps(trained: TrainedModel, opts: TrainOptions, backbone: nn.Module, split: int, views: int,
-                 train_data: Dataset, val_data: Dataset | None, weights: torch.Tensor | None):
-    """The "top" path: bottom maps computed once in LiteRT; ``(network, batches, validate, steps)``.
-
-    Returns ``network=None`` when even one version of the maps would not fit in memory.
-    """
+def _map_views(run: RunContext, extractor: FeatureExtractor, split: int,
+               views: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """``views`` versions of the training set's bottom maps (the first unaugmented), and their labels."""
     from litecls.training.augment import Augmentation, base_image
 
-    show = opts.show_progress
-    path = bottom_file(opts.model, opts.image_size, split, trained.cache)
-    extractor = FeatureExtractor(path, trained.preprocessing)
-    per_image = int(np.prod(extractor.out_shape)) * 2  # float16
-    fits = int(MAP_MEMORY_LIMIT // max(1, per_image * len(train_data)))
-    if fits < 1:
-        _say("feature maps would not fit in memory: fine-tuning on images instead", show)
-        return None, None, None, 0
-    views = min(views, fits)
+    opts, train_data = run.options, run.train_data
     augmentation, size = Augmentation(), opts.image_size
 
     def augmented(view: int) -> Callable[[int, Path], np.ndarray]:
@@ -179,10 +147,10 @@ def _cached_maps(trained: TrainedModel, opts: TrainOptions, backbone: nn.Module,
 
     maps, failed = [], set()
     for view in range(views):
-        _say(f"frozen stages 1-{split} in LiteRT, training images, version {view + 1} of {views}"
-             + (" (augmented)" if view else ""), show)
+        say(f"frozen stages 1-{split} in LiteRT, training images, version {view + 1} of {views}"
+            + (" (augmented)" if view else ""), run.show)
         out, bad = extractor.extract(train_data.paths, desc=f"maps {view + 1}/{views}",
-                                     show_progress=show, load=augmented(view) if view else None,
+                                     show_progress=run.show, load=augmented(view) if view else None,
                                      dtype=np.float16)
         maps.append(torch.from_numpy(out))
         failed.update(i for i, _ in bad)
@@ -191,40 +159,54 @@ def _cached_maps(trained: TrainedModel, opts: TrainOptions, backbone: nn.Module,
     keep[sorted(failed)] = False
     if not keep.all():
         maps, labels = [m[keep] for m in maps], labels[keep]
+    return maps, labels
+
+
+def _cached_maps(trained: TrainedModel, run: RunContext, backbone: nn.Module, split: int):
+    """The "top" path: bottom maps computed once in LiteRT; ``(network, batches, validate, steps)``.
+
+    Returns ``network=None`` when even one version of the maps would not fit in memory.
+    """
+    opts = run.options
+    path = bottom_file(opts.model, opts.image_size, split, trained.cache)
+    extractor = FeatureExtractor(path, trained.preprocessing)
+    per_image = int(np.prod(extractor.out_shape)) * 2  # float16
+    fits = int(MAP_MEMORY_LIMIT // max(1, per_image * len(run.train_data)))
+    if fits < 1:
+        say("feature maps would not fit in memory: fine-tuning on images instead", run.show)
+        return None, None, None, 0
+    maps, labels = _map_views(run, extractor, split, min(opts.augment_views if opts.augment else 1, fits))
     network = _Top(backbone, trained.head, split)
-    batch_size = opts.batch_size
 
     def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         source = maps[(epoch - 1) % len(maps)]
-        order = torch.randperm(len(labels), generator=epoch_generator(opts.seed, "fine-tune", epoch))
-        for i in range(0, len(order), batch_size):
-            index = order[i:i + batch_size]
+        for index in shuffled_batches(len(labels), opts.batch_size, opts.seed, "fine-tune", epoch):
             # NHWC storage seen as NCHW is channels-last memory, the fast layout for these convs.
             yield source[index].float().permute(0, 3, 1, 2), labels[index]
 
     validate = None
-    if val_data is not None:
-        val_maps = torch.from_numpy(extractor.extract(val_data.paths, desc="maps val", show_progress=show,
-                                                      dtype=np.float16)[0])
-        validate = _validator(network, lambda a, b: val_maps[a:b].float().permute(0, 3, 1, 2), len(val_maps),
-                              torch.from_numpy(val_data.labels), weights)
-    return network, batches, validate, -(-len(labels) // batch_size)
+    if run.val_data is not None:
+        val_maps = torch.from_numpy(extractor.extract(run.val_data.paths, desc="maps val",
+                                                      show_progress=run.show, dtype=np.float16)[0])
+        validate = validator(network, lambda a, b: val_maps[a:b].float().permute(0, 3, 1, 2), len(val_maps),
+                             torch.from_numpy(run.val_data.labels), run.class_weights)
+    return network, batches, validate, -(-len(labels) // opts.batch_size)
 
 
-def _augmented_images(trained: TrainedModel, opts: TrainOptions, backbone: nn.Module, train_data: Dataset,
-                      val_data: Dataset | None, weights: torch.Tensor | None):
+def _augmented_images(trained: TrainedModel, run: RunContext, backbone: nn.Module):
     """The "all" path: PyTorch on freshly augmented images each epoch."""
     from litecls.training.augment import Augmentation, AugmentedImages, to_tensor
 
+    opts, train_data, val_data = run.options, run.train_data, run.val_data
     config = get_config(opts.model)
     network = CustomClassifier(backbone, trained.head).to(memory_format=torch.channels_last)
-    _say(f"decoding {len(train_data)} training images", opts.show_progress)
+    say(f"decoding {len(train_data)} training images", run.show)
     images = AugmentedImages(train_data.paths, train_data.labels, trained.preprocessing,
                              opts.batch_size, opts.seed, Augmentation() if opts.augment else None)
     validate = None
     if val_data is not None:
         pixels = np.stack([trained.preprocessing.prepare(p) for p in val_data.paths])
-        validate = _validator(network, lambda a, b: to_tensor(pixels[a:b], config.mean, config.std)
-                              .contiguous(memory_format=torch.channels_last), len(pixels),
-                              torch.from_numpy(val_data.labels), weights)
+        validate = validator(network, lambda a, b: to_tensor(pixels[a:b], config.mean, config.std)
+                             .contiguous(memory_format=torch.channels_last), len(pixels),
+                             torch.from_numpy(val_data.labels), run.class_weights)
     return network, images.batches, validate, len(images)

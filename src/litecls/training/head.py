@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 
+class PixelNormalize(nn.Module):
+    """Raw pixels NHWC (0-255) -> ``(x - mean) / std`` per channel -> NCHW, inside a converted graph.
+
+    Args:
+        mean: per-channel mean, in pixel units.
+        std: per-channel standard deviation, in pixel units.
+    """
+
+    def __init__(self, mean: Iterable[float], std: Iterable[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32))
+        self.register_buffer("inv_std", 1.0 / torch.tensor(list(std), dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised NCHW input of a batch of NHWC pixels."""
+        return ((x - self.mean) * self.inv_std).permute(0, 3, 1, 2)
+
+
 class ClassifierHead(nn.Module):
     """Dropout and a linear layer on the pooled embedding (Model Maker's head).
 
-    ``hidden > 0`` puts a ReLU layer of that width in between. The features
-    go in unscaled: standardising them made the linear head overfit within
-    2 epochs on Fashion-MNIST (83 % instead of 85.7 % at 100 images a class).
+    The features go in unscaled (docs/decisions.md, "Training", says why).
+
+    Args:
+        in_features: the embedding's width.
+        num_classes: outputs.
+        dropout: before each linear layer.
+        hidden: a ReLU layer of this width in between (0: none).
     """
 
     def __init__(self, in_features: int, num_classes: int, dropout: float = 0.2, hidden: int = 0) -> None:

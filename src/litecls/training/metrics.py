@@ -9,7 +9,22 @@ import numpy as np
 
 @dataclass
 class Evaluation:
-    """Test-set figures of one model (PyTorch head, or an exported .tflite)."""
+    """Test-set figures of one model (PyTorch head, or an exported .tflite).
+
+    Attributes:
+        classes: the class names.
+        num_images: images scored.
+        top1: top-1 accuracy (fraction).
+        top5: top-5 accuracy, or ``None`` with fewer than 5 classes.
+        loss: cross-entropy, if known.
+        confusion: ``confusion[i, j]``: images of true class i predicted as class j.
+        precision: per class.
+        recall: per class.
+        f1: per class.
+        support: images per true class.
+        seconds: wall time of the evaluation.
+        extra: more figures for the report.
+    """
 
     classes: list[str]
     num_images: int
@@ -31,7 +46,11 @@ class Evaluation:
         return self.top1
 
     def to_dict(self) -> dict:
-        """JSON-ready figures."""
+        """JSON-ready figures.
+
+        Returns:
+            Plain types only, per-class figures by class name.
+        """
         return {
             "num_images": self.num_images, "top1": self.top1, "top5": self.top5, "loss": self.loss,
             "seconds": round(self.seconds, 2),
@@ -42,7 +61,11 @@ class Evaluation:
         }
 
     def summary(self) -> str:
-        """One line: accuracy and image count."""
+        """One line: accuracy and image count.
+
+        Returns:
+            e.g. ``top-1 91.20 %, top-5 99.80 % on 1000 images``.
+        """
         text = f"top-1 {100 * self.top1:.2f} %"
         if self.top5 is not None:
             text += f", top-5 {100 * self.top5:.2f} %"

@@ -23,8 +23,8 @@ from litecls.training.trainer import EpochRecord, StageResult
 
 #: Training images used to calibrate int8 quantization (spread over the classes).
 CALIBRATION_IMAGES = 100
-#: A fine-tuned backbone runs in PyTorch for sets up to this size: converting it to LiteRT
-#: (~20 s) costs more than PyTorch's ~56 ms an image on that many.
+#: A fine-tuned backbone runs in PyTorch for sets up to this size, in LiteRT beyond it
+#: (docs/decisions.md, "Training": the conversion costs more than eager mode on fewer).
 EAGER_LIMIT = 300
 
 
@@ -34,7 +34,21 @@ class TrainedModel:
 
     :meth:`evaluate` scores it on a labelled set, :meth:`export` writes a
     ``.tflite`` with metadata and labels, :meth:`evaluate_tflite` scores an
-    exported file the way an app would run it.
+    exported file the way an app would run it. Made by :func:`train`.
+
+    Attributes:
+        classes: the class names, in output order.
+        backbone_name: the zoo backbone.
+        preprocessing: how images become the network's input.
+        head: the new classification head.
+        backbone: the fine-tuned backbone; ``None`` when it stayed frozen (the zoo weights).
+        train_data: the training set (int8 calibration images come from it).
+        history: one record per epoch.
+        stages: how each stage ended.
+        timings: seconds per phase ("feature_extraction", "training", ...).
+        options: the resolved training options.
+        cache: the cache folder of the backbone files.
+        feature_cache: where computed features are kept, if anywhere.
     """
 
     classes: list[str]
@@ -66,7 +80,11 @@ class TrainedModel:
     # -- the network -------------------------------------------------------------------------
 
     def network(self) -> CustomClassifier:
-        """Backbone + head as one PyTorch module (NCHW normalised input -> logits), in eval mode."""
+        """Backbone + head as one PyTorch module, in eval mode.
+
+        Returns:
+            The network (NCHW normalised input -> logits).
+        """
         if self.backbone is not None:
             backbone = self.backbone
         else:
@@ -76,11 +94,18 @@ class TrainedModel:
         return CustomClassifier(backbone, self.head).eval()
 
     def extractor(self) -> FeatureExtractor:
-        """The LiteRT feature extractor of this model's backbone (converted once if fine-tuned)."""
+        """The LiteRT feature extractor of this model's backbone (converted once if fine-tuned).
+
+        Returns:
+            The extractor.
+
+        Raises:
+            CacheDirError: the frozen backbone's file cannot be cached.
+        """
         if self._extractor is None:
             if self.backbone is None:
                 model: str | os.PathLike | bytes = backbone_file(self.backbone_name, self.image_size,
-                                                                 self.cache)
+                                                                 self.cache, show_progress=False)
             else:
                 from litecls.training.features import convert_backbone
 
@@ -94,7 +119,16 @@ class TrainedModel:
 
     def features(self, dataset: Dataset, desc: str = "features",
                  show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """``(features, labels)`` of the images of ``dataset`` that decode (others are warned about)."""
+        """Backbone features of the images of ``dataset`` that decode (others are warned about).
+
+        Args:
+            dataset: the images.
+            desc: the progress bar's label (and the feature cache's key).
+            show_progress: draw a progress bar.
+
+        Returns:
+            ``(features, labels)`` of the images that decoded.
+        """
         if self.backbone is not None and self._extractor is None and len(dataset) <= EAGER_LIMIT:
             return self._eager_features(dataset), dataset.labels
         extractor = self.extractor()
@@ -131,6 +165,13 @@ class TrainedModel:
 
         The backbone runs in LiteRT (float32), the head in PyTorch: the same
         network as the float32 export.
+
+        Args:
+            dataset: labelled images of this model's classes.
+            show_progress: draw a progress bar.
+
+        Returns:
+            The figures.
         """
         started = time.perf_counter()
         feats, labels = self.features(dataset, desc=dataset.name, show_progress=show_progress)
@@ -143,30 +184,44 @@ class TrainedModel:
 
     def evaluate_tflite(self, path: str | os.PathLike, dataset: Dataset, num_threads: int = 2,
                         show_progress: bool = True) -> Evaluation:
-        """Evaluate an exported ``.tflite`` with :class:`litecls.tasks.ImageClassifier`, as an app would."""
-        from tqdm import tqdm
+        """Evaluate an exported ``.tflite`` with :class:`litecls.tasks.ImageClassifier`, as an app would.
 
+        The images run through :func:`litecls.evaluation.accuracy.evaluate`;
+        images that fail to decode are left out.
+
+        Args:
+            path: the exported file.
+            dataset: labelled images of this model's classes.
+            num_threads: interpreter threads.
+            show_progress: draw a progress bar on standard error.
+
+        Returns:
+            Top-1/top-5 accuracy, per-class figures, confusion matrix and loss.
+
+        Raises:
+            ValueError: the file's labels are not this model's classes.
+            ModelFileError: the file cannot be loaded.
+        """
+        from litecls.evaluation.accuracy import evaluate
+        from litecls.evaluation.dataset import LabelledSet
+        from litecls.progress import ProgressBar
         from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
         started = time.perf_counter()
         options = ImageClassifierOptions(model_path=Path(path), max_results=-1, num_threads=num_threads)
-        scores, labels = [], []
+        items = zip(dataset.paths, dataset.labels, strict=True)
+        labelled = LabelledSet([(p, int(label)) for p, label in items], dataset.name)
+        bar = ProgressBar() if show_progress else None
         with ImageClassifier.create_from_options(options) as classifier:
             if classifier.labels != self.classes:
                 raise ValueError(f"{path}: its labels are not this model's classes")
-            results = classifier.classify_many(dataset.paths, workers=2)
-            bar = tqdm(results, total=len(dataset), desc=f"{Path(path).name} on {dataset.name}",
-                       unit="img", disable=not show_progress, leave=False, dynamic_ncols=True)
-            for (_path, result), label in zip(bar, dataset.labels, strict=True):
-                if isinstance(result, Exception):
-                    continue
-                row = np.zeros(len(self.classes), np.float32)
-                for category in result.categories:
-                    row[category.index] = category.score
-                scores.append(row)
-                labels.append(label)
+            result = evaluate(classifier, labelled, workers=2, progress=bar.update if bar else None,
+                              all_scores=True)
+        if bar is not None:
+            bar.close()
+        scores = [p.scores for p in result.predictions]
         probs = np.stack(scores) if scores else np.zeros((0, len(self.classes)), np.float32)
-        labels_arr = np.asarray(labels, np.int64)
+        labels_arr = np.asarray([p.true_index for p in result.predictions], np.int64)
         loss = float(-np.log(np.clip(probs[np.arange(len(labels_arr)), labels_arr], 1e-7, 1)).mean()) \
             if len(labels_arr) else None
         return evaluate_scores(probs, labels_arr, self.classes, loss=loss,
@@ -175,7 +230,11 @@ class TrainedModel:
     # -- export -------------------------------------------------------------------------------
 
     def export_spec(self) -> ExportSpec:
-        """Metadata of the exported file: the new labels, the backbone's normalisation, a custom name."""
+        """Metadata of the exported file: the new labels, the backbone's normalisation, a custom name.
+
+        Returns:
+            The export spec.
+        """
         config = get_config(self.backbone_name)
         shown = ", ".join(self.classes[:8]) + (", ..." if len(self.classes) > 8 else "")
         how = "fine-tuned" if self.fine_tuned else "frozen"
@@ -189,7 +248,14 @@ class TrainedModel:
             license=f"backbone weights: {config.weights_license}")
 
     def calibration_images(self, count: int = CALIBRATION_IMAGES) -> list[np.ndarray]:
-        """``count`` training images (round-robin over the classes, fixed order), uint8 1xHxWx3."""
+        """Training images for int8 calibration (round-robin over the classes, fixed order).
+
+        Args:
+            count: at most this many.
+
+        Returns:
+            uint8 arrays of shape 1xHxWx3 (images that no longer decode are left out).
+        """
         data = self.train_data
         per_class = [list(np.flatnonzero(data.labels == c)) for c in range(len(self.classes))]
         picks: list[int] = []
@@ -206,7 +272,17 @@ class TrainedModel:
         return images
 
     def export_bytes(self, precision: str = "int8") -> bytes:
-        """The ``.tflite`` bytes at ``precision`` ("float32", "float16", "dynamic" or "int8")."""
+        """The ``.tflite`` bytes at ``precision``.
+
+        Args:
+            precision: "float32", "float16", "dynamic" or "int8".
+
+        Returns:
+            The file's bytes, with metadata.
+
+        Raises:
+            ExportError: an unknown precision, or a conversion that does not check out.
+        """
         from litecls.export import export_tflite
 
         return export_tflite(self.network(), self.export_spec(), precision,
@@ -214,10 +290,20 @@ class TrainedModel:
 
     def export(self, path: str | os.PathLike, precision: str = "int8",
                float_model: bytes | None = None) -> Path:
-        """Write the ``.tflite`` at ``precision`` to ``path`` (a file, or a folder: model-PRECISION.tflite).
+        """Write the ``.tflite`` at ``precision`` (and its ``.sha256`` sidecar).
 
-        ``float_model`` reuses already exported float32 bytes (metadata is
-        stripped and rewritten), saving a second conversion.
+        Args:
+            path: a file, or a folder (then ``model-PRECISION.tflite`` in it).
+            precision: "float32", "float16", "dynamic" or "int8".
+            float_model: already exported float32 bytes to reuse (metadata is
+                stripped and rewritten), saving a second conversion.
+
+        Returns:
+            The written file.
+
+        Raises:
+            ExportError: an unknown precision, or a conversion that does not check out.
+            OSError: the file cannot be written.
         """
         from litecls.export import export_tflite
         from litecls.metadata import strip_metadata
@@ -236,5 +322,15 @@ class TrainedModel:
         return written
 
     def save_labels(self, path: str | os.PathLike) -> Path:
-        """Write ``labels.txt``: one class name per line, in output order."""
+        """Write ``labels.txt``: one class name per line, in output order.
+
+        Args:
+            path: the file.
+
+        Returns:
+            The written file.
+
+        Raises:
+            OSError: the file cannot be written.
+        """
         return write_file(path, ("\n".join(self.classes) + "\n").encode())

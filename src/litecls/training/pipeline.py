@@ -9,20 +9,23 @@ The output folder gets ``model-float32.tflite``, ``model-int8.tflite``
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from litecls.errors import DatasetError
+from litecls.errors import DatasetError, TrainingError
+from litecls.progress import say
 from litecls.training.api import train
-from litecls.training.data import Dataset, ImageFolder, is_split_root, load_splits
+from litecls.training.checkpoint import CHECKPOINT_NAME
+from litecls.training.data import Dataset
+from litecls.training.folders import ImageFolder, is_split_root, load_splits
 from litecls.training.metrics import Evaluation
 from litecls.training.model import TrainedModel
 from litecls.training.report import write_report
-from litecls.training.trainer import CHECKPOINT_NAME, EpochRecord, TrainingError
+from litecls.training.trainer import EpochRecord
 
-PRECISIONS = ("float32", "int8")
+#: The precisions ``litecls train`` exports unless told otherwise (any of the zoo's PRECISIONS).
+EXPORT_PRECISIONS = ("float32", "int8")
 CHECKPOINT_DIR = "checkpoint"
 
 
@@ -69,12 +72,7 @@ def check_output(folder: str | os.PathLike, overwrite: bool, resume: bool) -> No
                             "continue it, or --overwrite to start over")
 
 
-def _say(message: str, show: bool) -> None:
-    if show:
-        print(message, file=sys.stderr, flush=True)
-
-
-def build_report(model: TrainedModel, data: dict[str, Dataset | None],
+def training_report(model: TrainedModel, data: dict[str, Dataset | None],
                  evaluations: dict[str, Evaluation], files: dict[str, str]) -> dict:
     """The JSON report: data, settings, stages, timings, test results, files."""
     present = {k: v for k, v in data.items() if v is not None}
@@ -100,8 +98,8 @@ def build_report(model: TrainedModel, data: dict[str, Dataset | None],
 
 
 def train_to_folder(data: dict[str, Dataset | None], output: str | os.PathLike,
-                    precisions: Sequence[str] = PRECISIONS, overwrite: bool = False, resume: bool = False,
-                    cache_dir: str | os.PathLike | None = None,
+                    precisions: Sequence[str] = EXPORT_PRECISIONS, overwrite: bool = False,
+                    resume: bool = False, cache_dir: str | os.PathLike | None = None,
                     on_epoch_end: Iterable[Callable[[EpochRecord], None]] = (), **options) -> dict:
     """Train, evaluate on the test split, export and evaluate the exports; write everything to ``output``.
 
@@ -117,13 +115,13 @@ def train_to_folder(data: dict[str, Dataset | None], output: str | os.PathLike,
                   cache_dir=cache_dir, on_epoch_end=on_epoch_end, **options)
     evaluations: dict[str, Evaluation] = {}
     if test is not None:
-        _say(f"evaluating on {len(test)} test images", show)
+        say(f"evaluating on {len(test)} test images", show)
         evaluations["trained model (LiteRT backbone + head)"] = model.evaluate(test, show_progress=show)
     files = {"labels": str(model.save_labels(output / "labels.txt"))}
     float_bytes = None
     for precision in precisions:
         started = time.perf_counter()
-        _say(f"exporting {precision}", show)
+        say(f"exporting {precision}", show)
         path = model.export(output / f"model-{precision}.tflite", precision,
                             float_model=float_bytes if precision != "float32" else None)
         model.timings[f"export_{precision}"] = time.perf_counter() - started
@@ -132,6 +130,6 @@ def train_to_folder(data: dict[str, Dataset | None], output: str | os.PathLike,
         files[f"{precision} model"] = str(path)
         if test is not None:
             evaluations[f"{precision} .tflite"] = model.evaluate_tflite(path, test, show_progress=show)
-    report = build_report(model, data, evaluations, files)
+    report = training_report(model, data, evaluations, files)
     write_report(output, report, model.history, next(iter(evaluations.values()), None))
     return report

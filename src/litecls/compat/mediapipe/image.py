@@ -90,7 +90,11 @@ class Image:
         return cls(fmt, np.asarray(converted))
 
     def numpy_view(self) -> np.ndarray:
-        """The pixels as a read-only HxWxC array (copy it to modify)."""
+        """The pixels as a read-only HxWxC array (copy it to modify).
+
+        Returns:
+            A read-only view.
+        """
         return self._pixels
 
     def __getitem__(self, key: tuple[int, ...]) -> Any:
@@ -117,15 +121,27 @@ class Image:
         return self._format
 
     def uses_gpu(self) -> bool:
-        """Always False: the pixels are in memory."""
+        """Whether the pixels are on a GPU.
+
+        Returns:
+            Always False: the pixels are in memory.
+        """
         return False
 
     def is_contiguous(self) -> bool:
-        """Always True."""
+        """Whether the pixels are one contiguous block.
+
+        Returns:
+            Always True.
+        """
         return True
 
     def is_empty(self) -> bool:
-        """True for an image without pixels."""
+        """Whether the image has no pixels.
+
+        Returns:
+            True for an image without pixels.
+        """
         return self._pixels.size == 0
 
     def __repr__(self) -> str:

@@ -1,7 +1,7 @@
 """Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package, as image folders.
 
 Real photos of clothes nobody here made (Zalando's 28x28 greyscale article
-shots, 10 classes): the tests and the benchmark train on them. The package
+shots, 10 classes): the tests and benchmarks/train_fashion_mnist.py train on them. The package
 installs the original IDX files under :data:`DEFAULT_ROOT`; this module reads
 them with numpy and writes balanced subsets as PNG image folders, the layout
 :class:`litecls.training.ImageFolder` loads.
