@@ -12,6 +12,7 @@ import pytest
 from litecls.cli.main import main
 from litecls.errors import DatasetError, LabelsError
 from litecls.evaluation.accuracy import evaluate
+from litecls.evaluation.choice import choose
 from litecls.evaluation.dataset import (
     LabelMatcher,
     load_csv,
@@ -20,7 +21,7 @@ from litecls.evaluation.dataset import (
     sample_set,
     write_csv,
 )
-from litecls.evaluation.report import ReportRow, ZooReport, choose, load_report, pareto_flags
+from litecls.evaluation.report import ReportRow, ZooReport, load_report, pareto_flags
 from litecls.models import list_models
 from litecls.models.labels import imagenet_display_names, imagenet_labels, label_synonyms
 from litecls.models.zoo import DEFAULT_MODEL

@@ -257,13 +257,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_choose(args: argparse.Namespace) -> int:
     """Pick the most accurate model within the budget; exit 1 when none fits."""
     from litecls.evaluation import report as rep
+    from litecls.evaluation.choice import choose
 
     try:
         result = rep.load_report(args.report) if args.report else _measure(args)
         if args.threads is not None and args.threads not in result.threads:
             raise ValueError(f"--threads {args.threads}: latencies were measured at "
                              f"{', '.join(map(str, result.threads))} thread(s)")
-        choice = rep.choose(result, args.budget_ms, args.max_size_mb, args.threads)
+        choice = choose(result, args.budget_ms, args.max_size_mb, args.threads)
     except (ValueError, OSError, KeyError) as exc:
         print(f"litecls: error: {exc}", file=sys.stderr)
         return 2

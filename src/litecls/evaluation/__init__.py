@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from litecls.evaluation.accuracy import EvaluationResult, evaluate, evaluate_model
 from litecls.evaluation.benchmark import BenchmarkResult, benchmark_model, parse_threads
+from litecls.evaluation.choice import choose
 from litecls.evaluation.dataset import LabelledSet, LabelMatcher, load_labelled, sample_set
 from litecls.evaluation.machine import MachineInfo, machine_info, measure_peak_gflops
 from litecls.evaluation.ops import DelegationReport, delegation_of, profile_ops
-from litecls.evaluation.report import ZooReport, build_report, choose, load_report
+from litecls.evaluation.report import ZooReport, build_report, load_report
 from litecls.evaluation.stats import LatencyStats, summarize
 
 __all__ = ["BenchmarkResult", "DelegationReport", "EvaluationResult", "LabelMatcher", "LabelledSet",
