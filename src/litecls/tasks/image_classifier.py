@@ -65,7 +65,19 @@ __all__ = ["ImageClassifier", "LiveStreamStats", "check_delegate", "load_labels"
 
 
 def load_labels(source: Sequence[str] | str | os.PathLike) -> list[str]:
-    """Labels from a list, or from a text file with one label per line (trailing blank lines ignored)."""
+    """Labels from a list, or from a UTF-8 text file with one label per line.
+
+    Args:
+        source: a sequence of strings, or the path of a label file (each line is
+            stripped; trailing blank lines are ignored).
+
+    Returns:
+        The labels, in order.
+
+    Raises:
+        LabelsError: (a ``ValueError``) no such file, an unreadable one, an empty line
+            before the last label, or a non-string label in the sequence.
+    """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
@@ -306,7 +318,19 @@ class ImageClassifier(BaseVisionTask):
         self._process_async(image, timestamp_ms, image_processing_options)
 
     def classify_tensor(self, tensor: np.ndarray) -> ClassificationResult:
-        """Run an input tensor made by :meth:`preprocess` and rank its categories (IMAGE mode)."""
+        """Run an input tensor made by :meth:`preprocess` and rank its categories (IMAGE mode).
+
+        Args:
+            tensor: one image's ``[1, H, W, C]`` input tensor, of the model's input dtype.
+
+        Returns:
+            The result, categories best first.
+
+        Raises:
+            ValueError: another running mode.
+            RuntimeError: the classifier is closed.
+            ModelFileError: (a ``ValueError``) the model fails to run.
+        """
         self._check_mode(RunningMode.IMAGE)
         return self._run([tensor], 0)
 
@@ -347,9 +371,21 @@ class ImageClassifier(BaseVisionTask):
 
         ``workers`` threads decode and resize the next images while the
         interpreter runs the current one (PIL and LiteRT both release the GIL).
-        A bad image yields its :class:`ImageError` in place of a result and
-        the stream goes on. At most ``2 * workers`` images are read ahead, so
-        a long (or endless) iterable is fine.
+        At most ``2 * workers`` images are read ahead, so a long (or endless)
+        iterable is fine.
+
+        Args:
+            images: paths, bytes, PIL images or arrays (anything :meth:`classify` takes).
+            workers: preprocessing threads.
+
+        Returns:
+            An iterator of ``(image, result)``; a bad image comes with its
+            :class:`~litecls.errors.ImageError` in place of the result and the stream goes on.
+
+        Raises:
+            ValueError: another running mode, or ``workers`` below 1 (when iteration starts).
+            RuntimeError: the classifier is closed (when iteration starts).
+            ModelFileError: (a ``ValueError``) the model fails to run, which ends the stream.
         """
         return self._map_images(images, workers, self.classify_tensor)
 
