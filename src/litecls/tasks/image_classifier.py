@@ -38,7 +38,6 @@ import numpy as np
 
 from litecls.errors import LabelsError, MetadataError
 from litecls.metadata import ScoreCalibration
-from litecls.models.registry import ModelConfig
 from litecls.processing.image import ImageInput
 from litecls.processing.postprocess import (
     calibrate,
@@ -115,7 +114,8 @@ class _Head:
 
 class ImageClassifier(BaseVisionTask):
     """Classify images with a TFLite model. Create with :meth:`create_from_model_path` or
-    :meth:`create_from_options`; use as a context manager or call :meth:`close`.
+    :meth:`create_from_options` (an :class:`ImageClassifierOptions`; both return an
+    ImageClassifier); use as a context manager or call :meth:`close`.
 
     The options' ``running_mode`` decides the method: ``classify`` (IMAGE,
     also :meth:`classify_many`), ``classify_for_video`` (VIDEO) or
@@ -129,11 +129,7 @@ class ImageClassifier(BaseVisionTask):
     _mode_methods: ClassVar[dict[RunningMode, str]] = {
         RunningMode.IMAGE: "classify", RunningMode.VIDEO: "classify_for_video",
         RunningMode.LIVE_STREAM: "classify_async"}
-
-    def __init__(self, options: ImageClassifierOptions, _data: bytes, _name: str,
-                 _zoo: ModelConfig | None) -> None:
-        """Use :meth:`create_from_options`; this loads and checks an already read model."""
-        super().__init__(options, _data, _name, _zoo)
+    _options_type: ClassVar[type] = ImageClassifierOptions
 
     def _setup_outputs(self) -> None:
         """Each head's labels, filter and threshold; probes refuse NaN outputs and unlabelled extractors."""
@@ -198,40 +194,6 @@ class ImageClassifier(BaseVisionTask):
             if not allow and not deny:
                 return None
         return category_mask(labels, allow, deny, names)
-
-    @classmethod
-    def create_from_model_path(cls, model_path: str | os.PathLike) -> ImageClassifier:
-        """A classifier in IMAGE mode with default options.
-
-        Args:
-            model_path: a .tflite file or a zoo name.
-
-        Returns:
-            The classifier.
-
-        Raises:
-            ModelNotFoundError: (a ``FileNotFoundError``) no such file or zoo model.
-            ModelFileError: (a ``ValueError``) the file is not a usable classifier.
-        """
-        return cls.create_from_options(ImageClassifierOptions(model_path=model_path))
-
-    @classmethod
-    def create_from_options(cls, options: ImageClassifierOptions) -> ImageClassifier:
-        """A classifier for ``options``.
-
-        Args:
-            options: the model (``model_path`` or ``base_options``) and settings.
-
-        Returns:
-            The classifier.
-
-        Raises:
-            ModelNotFoundError: (a ``FileNotFoundError``) no such model file.
-            ModelFileError, LabelsError: (``ValueError``) the model or its labels do not work.
-            DelegateError: (a ``RuntimeError``) an accelerator LiteRT does not offer here.
-            ValueError: an invalid option.
-        """
-        return cls._create(options)
 
     # -- description --------------------------------------------------------------------------
 
