@@ -117,8 +117,30 @@ def validate_vision_options(options: Any) -> None:
 ResultCallback = Callable[[Any, Any, int], None]
 
 
+class VisionTaskOptions:
+    """Base of every vision task's options (dataclasses): they are checked when made.
+
+    A subclass adds its own checks in :meth:`_validate_task`.
+    """
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every setting (the tasks call it again when they are created).
+
+        Raises:
+            ValueError: naming the first setting that cannot work.
+        """
+        validate_vision_options(self)
+        self._validate_task()
+
+    def _validate_task(self) -> None:
+        """Check the settings only this task has (raise ``ValueError``)."""
+
+
 @dataclass
-class ImageClassifierOptions:
+class ImageClassifierOptions(VisionTaskOptions):
     """Settings of an :class:`~litecls.tasks.ImageClassifier` (defaults: see its module).
 
     The model is ``model_path`` or ``base_options`` (MediaPipe's way), exactly
@@ -187,16 +209,7 @@ class ImageClassifierOptions:
     normalize_quantized_input: bool = True
     image_limits: ImageLimits | None = None
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Check every setting.
-
-        Raises:
-            ValueError: naming the first setting that cannot work.
-        """
-        validate_vision_options(self)
+    def _validate_task(self) -> None:
         if self.category_allowlist and self.category_denylist:
             raise ValueError("category_allowlist and category_denylist are mutually exclusive: set only one")
         for name in ("category_allowlist", "category_denylist"):

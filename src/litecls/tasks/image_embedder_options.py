@@ -18,7 +18,7 @@ from litecls.tasks.image_classifier_options import (
     BaseOptions,
     ResultCallback,
     RunningMode,
-    validate_vision_options,
+    VisionTaskOptions,
 )
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class ImageEmbedderOptions:
+class ImageEmbedderOptions(VisionTaskOptions):
     """Settings of an :class:`~litecls.tasks.ImageEmbedder`.
 
     The model is ``base_options`` or ``model_path``, exactly one. Every setting
@@ -72,16 +72,7 @@ class ImageEmbedderOptions:
     cache_dir: str | os.PathLike | None = None
     image_limits: ImageLimits | None = None
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Check every setting.
-
-        Raises:
-            ValueError: naming the first setting that cannot work.
-        """
-        validate_vision_options(self)
+    def _validate_task(self) -> None:
         for name in ("l2_normalize", "quantize"):
             if getattr(self, name) not in (None, True, False):
                 raise ValueError(f"{name} must be True, False or None, got {getattr(self, name)!r}")
