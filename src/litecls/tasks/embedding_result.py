@@ -36,9 +36,8 @@ class EmbeddingResult:
 
     Attributes:
         embeddings: One :class:`Embedding` per output head, in output order.
-        timestamp_ms: The frame's timestamp in VIDEO and LIVE_STREAM modes, 0 in
-            IMAGE mode (as in MediaPipe).
-        inference_ms: The interpreter's time alone, in milliseconds (litecls's addition).
+        timestamp_ms: As in :class:`~litecls.tasks.ClassificationResult` (0 in IMAGE mode).
+        inference_ms: Likewise (litecls's addition).
     """
 
     embeddings: list[Embedding] = field(default_factory=list)
