@@ -84,8 +84,9 @@ class BaseVisionTask:
             _zoo: the zoo config when the model is a zoo name (its preprocessing is a fallback).
 
         Raises:
-            ModelFileError: (a ``ValueError``) not a model the task can run (metadata and
-                labels included: ``MetadataError``; a classifier's ``LabelsError`` is a ``ValueError`` too).
+            ModelFileError: (a ``ValueError``) not a model the task can run, including
+                ``MetadataError`` for metadata the options do not make up for.
+            LabelsError: (a ``ValueError``) a classifier's labels do not match its outputs.
             DelegateError: (a ``RuntimeError``) an accelerator LiteRT does not offer here.
             ValueError: an invalid option, or preprocessing settings that cannot work.
         """
