@@ -35,7 +35,29 @@ class PublishedAccuracy:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Pretrained configuration of one zoo model."""
+    """Pretrained configuration of one zoo model.
+
+    Attributes:
+        name: The registry name (lower case, e.g. ``"efficientnet_lite0"``).
+        display_name: The name shown to people (e.g. ``"EfficientNet-Lite0"``).
+        description: One line on the model, for listings.
+        input_size: The side of the square input, in pixels.
+        mean: Per-channel (RGB) mean in pixel units (0-255), applied as ``(pixel - mean) / std``.
+        std: Per-channel (RGB) standard deviation in pixel units.
+        crop_pct: Fraction of the resized short side kept by the centre crop (e.g. 0.875 =
+            224 of 256).
+        interpolation: PIL resampling used for the resize ("bicubic" or "bilinear").
+        weights_package: The pip package that carries the ImageNet weights.
+        weights_license: The weights' licence.
+        factory: Builds the PyTorch network, without weights (needs torch).
+        num_classes: Classes the network outputs.
+        published: ImageNet accuracy published for the float model.
+        published_int8: ImageNet accuracy published for a full-integer int8 file of the
+            same checkpoint, where the authors published one.
+        int8_equalization: Strength of residual-stream equalization before int8
+            calibration (0 = none); see litecls.export.equalize. Only where it
+            measurably helps the int8 file.
+    """
 
     name: str
     display_name: str
@@ -43,20 +65,14 @@ class ModelConfig:
     input_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    #: Fraction of the resized short side kept by the centre crop (e.g. 0.875 = 224 of 256).
     crop_pct: float
-    #: PIL resampling used for the resize ("bicubic" or "bilinear").
     interpolation: str
     weights_package: str
     weights_license: str
     factory: Callable[[], nn.Module] = field(repr=False, compare=False)
     num_classes: int = 1000
-    #: ImageNet accuracy published for the float model, and for a full-integer int8 file of the
-    #: same checkpoint where the authors published one.
     published: PublishedAccuracy | None = None
     published_int8: PublishedAccuracy | None = None
-    #: Strength of residual-stream equalization before int8 calibration (0 = none);
-    #: see litecls.export.equalize. Only where it measurably helps the int8 file.
     int8_equalization: float = 0.0
 
     def published_accuracy(self, precision: str) -> tuple[PublishedAccuracy | None, str]:

@@ -28,8 +28,15 @@ class RectF:
     """A rectangle in coordinates normalised to the image's width and height (MediaPipe's ``RectF``).
 
     The origin is the top-left corner; as a region of interest the values
-    must lie in [0, 1] with ``left < right`` and ``top < bottom``. The field
+    must lie in [0, 1] with ``left < right`` and ``top < bottom`` (checked by
+    :class:`ImageProcessingOptions`, which raises ``ValueError``). The field
     order (left, top, bottom, right) is MediaPipe's.
+
+    Attributes:
+        left: The left edge, as a fraction of the image's width.
+        top: The top edge, as a fraction of the image's height.
+        bottom: The bottom edge, as a fraction of the image's height.
+        right: The right edge, as a fraction of the image's width.
     """
 
     left: float
@@ -42,7 +49,15 @@ class RectF:
 class BoundingBox:
     """A rectangle in pixels of the upright image (the TFLite Task Library's ``BoundingBox``).
 
-    ``origin_x``/``origin_y`` is its top-left corner; it must lie inside the image.
+    As a region of interest it must lie inside the image, with a positive width
+    and height (checked by :class:`ImageProcessingOptions` and against the image
+    when it is used; both raise ``ValueError``).
+
+    Attributes:
+        origin_x: The column of its top-left corner.
+        origin_y: The row of its top-left corner.
+        width: Its width in pixels.
+        height: Its height in pixels.
     """
 
     origin_x: int
@@ -55,10 +70,18 @@ class BoundingBox:
 class ImageProcessingOptions:
     """What part of an image to classify, and how to turn it (MediaPipe's ``ImageProcessingOptions``).
 
-    ``region_of_interest``: a :class:`RectF` (normalised) or a
-    :class:`BoundingBox` (pixels); ``None`` for the whole image.
-    ``rotation_degrees``: clockwise rotation of the image (or region), a
-    multiple of 90, negative allowed. The region is cut first, then rotated.
+    The region is cut first, then rotated. The options are checked when made
+    (:meth:`validate`).
+
+    Attributes:
+        region_of_interest: A :class:`RectF` (normalised) or a :class:`BoundingBox`
+            (pixels); ``None`` for the whole image.
+        rotation_degrees: Clockwise rotation of the image (or region), a multiple of
+            90, negative allowed.
+
+    Raises:
+        ValueError: a rotation that is not a multiple of 90, or a region that is not
+            a RectF or BoundingBox or lies outside its bounds (see :meth:`validate`).
     """
 
     region_of_interest: RectF | BoundingBox | None = None

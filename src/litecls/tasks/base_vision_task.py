@@ -13,6 +13,7 @@ to read the outputs (:meth:`BaseVisionTask._postprocess`).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -26,14 +27,12 @@ from ai_edge_litert.interpreter import Interpreter
 
 from litecls.errors import (
     ImageError,
-    MetadataError,
     ModelFileError,
 )
-from litecls.metadata import PROCESSING_FILE, ModelMetadata, read_metadata
+from litecls.metadata import ModelMetadata
 from litecls.models.registry import ModelConfig
 from litecls.processing.config import (
     ProcessingConfig,
-    check_resize_settings,
     default_normalization,
     resolve_processing,
 )
@@ -48,7 +47,7 @@ from litecls.runtime.interpreter import (
 )
 from litecls.tasks.image_classifier_options import RunningMode
 from litecls.tasks.live_stream import LiveStream, LiveStreamStats
-from litecls.tasks.model_source import as_input, check_delegate, resolve_model
+from litecls.tasks.model_source import as_input, check_delegate, read_task_metadata, resolve_model
 
 _log = logging.getLogger("litecls.tasks")
 
@@ -63,18 +62,34 @@ class BaseVisionTask:
     """A LiteRT model fed images: loading, running modes, preprocessing, invoke, close.
 
     Subclasses set :attr:`_mode_methods` (the method each running mode uses),
-    :attr:`_zoo_task` and implement :meth:`_setup_outputs` and :meth:`_postprocess`.
+    :attr:`_options_type`, :attr:`_zoo_task` and implement :meth:`_setup_outputs` and :meth:`_postprocess`.
     """
 
     #: The public method of each running mode (named in errors).
     _mode_methods: ClassVar[dict[RunningMode, str]] = {}
     #: Which zoo file a zoo name resolves to ("classifier" or "embedding").
     _zoo_task: ClassVar[str] = "classifier"
+    #: The options class of the task (``create_from_model_path`` fills in its ``model_path``).
+    _options_type: ClassVar[type]
     #: Whether the model needs labels (metadata without them is then an error unless the options give them).
     _needs_labels: ClassVar[bool] = True
 
     def __init__(self, options: Any, _data: bytes, _name: str, _zoo: ModelConfig | None) -> None:
-        """Use :meth:`create_from_options`; this loads and checks an already read model."""
+        """Use :meth:`create_from_options`; this loads and checks an already read model.
+
+        Args:
+            options: the task's options (checked again here).
+            _data: the .tflite file's bytes.
+            _name: the model's name in messages (its path, or a stand-in for bytes).
+            _zoo: the zoo config when the model is a zoo name (its preprocessing is a fallback).
+
+        Raises:
+            ModelFileError: (a ``ValueError``) not a model the task can run, including
+                ``MetadataError`` for metadata the options do not make up for.
+            LabelsError: (a ``ValueError``) a classifier's labels do not match its outputs.
+            DelegateError: (a ``RuntimeError``) an accelerator LiteRT does not offer here.
+            ValueError: an invalid option, or preprocessing settings that cannot work.
+        """
         options.validate()
         self._options = options
         self._name = _name
@@ -82,7 +97,8 @@ class BaseVisionTask:
         check_delegate(options.base_options.delegate if options.base_options else None)
         self._interpreter: Interpreter | None = interpreter_from_bytes(_data, _name, options.num_threads)
         self._signature: ClassifierSignature = describe_classifier(self._interpreter, _name)
-        self._metadata = self._read_metadata(_data, _name, options)
+        self._metadata = read_task_metadata(_data, _name, options, self._signature.input.dtype == np.float32,
+                                            self._needs_labels)
         mean, std = options.mean, options.std
         if not options.normalize_quantized_input and self._signature.input.quantized:
             mean, std = default_normalization(self._signature.input)  # raw pixels, as MediaPipe feeds them
@@ -107,50 +123,46 @@ class BaseVisionTask:
         """The result for every output's raw tensor of one image."""
         raise NotImplementedError
 
-    def _read_metadata(self, data: bytes, name: str, options: Any) -> ModelMetadata | None:
-        """The model's metadata; without it only where nothing it would give is needed.
-
-        Corrupt metadata, or a label file it names but the model lacks, is an
-        error unless the options give what it would have given: labels (for
-        a task that needs them), and mean/std for a float input (wrong
-        normalisation gives wrong answers silently). A missing processing
-        file falls back to the defaults.
-        """
-        given_labels = getattr(options, "labels", None) is not None
-        try:
-            meta = read_metadata(data)
-        except MetadataError as exc:
-            float_input = self._signature.input.dtype == np.float32
-            needed = ["labels"] if self._needs_labels and not given_labels else []
-            if float_input and (options.mean is None or options.std is None):
-                needed.append("mean and std")
-            if needed:
-                raise MetadataError(f"{name}: {exc}; give {' and '.join(needed)} in the options "
-                                    "to use the model without its metadata") from None
-            _log.warning("%s: %s; using the options instead of the metadata", name, exc)
-            return None
-        if meta is not None and meta.processing is not None:
-            try:
-                check_resize_settings(meta.processing)
-            except ValueError as exc:
-                _log.warning("%s: ignoring the resize settings in its metadata: %s", name, exc)
-                meta.processing = None
-        if meta is None or not meta.missing_files:
-            return meta
-        missing = ", ".join(meta.missing_files)
-        labels_missing = self._needs_labels and any(f != PROCESSING_FILE for f in meta.missing_files)
-        if labels_missing and not given_labels:
-            raise MetadataError(f"{name}: the metadata names {missing} but the model does not carry "
-                                "(damaged or stripped file?); give labels in the options to use it anyway")
-        _log.warning("%s: the metadata names %s but the model does not carry; using %s", name, missing,
-                     "the options' labels" if labels_missing else "default resizing")
-        return meta
-
     # -- creation ---------------------------------------------------------------------------
 
     @classmethod
-    def _create(cls: type[Task], options: Any) -> Task:
-        """Resolve the options' model (path, zoo name or bytes), read it and build the task."""
+    def create_from_model_path(cls: type[Task], model_path: str | os.PathLike) -> Task:
+        """A task of this class in IMAGE mode with its default options.
+
+        ``ImageClassifier.create_from_model_path`` gives an ImageClassifier,
+        ``ImageEmbedder.create_from_model_path`` an ImageEmbedder.
+
+        Args:
+            model_path: a .tflite file or a zoo name (``NAME[:PRECISION]``; an embedder
+                resolves it to the zoo's embedding file).
+
+        Returns:
+            The task.
+
+        Raises:
+            ModelNotFoundError: (a ``FileNotFoundError``) no such file or zoo model.
+            ModelFileError: (a ``ValueError``) the file is not a model the task can run
+                (a classifier's ``LabelsError`` is a ``ValueError`` too).
+        """
+        return cls.create_from_options(cls._options_type(model_path=model_path))
+
+    @classmethod
+    def create_from_options(cls: type[Task], options: Any) -> Task:
+        """A task of this class for ``options`` (an ImageClassifier for ImageClassifierOptions...).
+
+        Args:
+            options: the task's options class (:attr:`_options_type`): the model
+                (``model_path`` or ``base_options``: path, zoo name or bytes) and settings.
+
+        Returns:
+            The task.
+
+        Raises:
+            ModelNotFoundError: (a ``FileNotFoundError``) no such model file.
+            ModelFileError, LabelsError: (``ValueError``) the model or a classifier's labels do not work.
+            DelegateError: (a ``RuntimeError``) an accelerator LiteRT does not offer here.
+            ValueError: an invalid option.
+        """
         options.validate()
         base = options.base_options
         if base is not None:

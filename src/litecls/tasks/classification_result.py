@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 class Category:
     """One class of a result, fields in MediaPipe's order.
 
-    ``index``: its position in the model output (and label file);
-    ``score``: its score (a probability in :mod:`litecls.tasks`, the model's
-    own value in :mod:`litecls.compat.mediapipe`); ``display_name``: the name
-    in the options' locale; ``category_name``: the label.
+    Attributes:
+        index: Its position in the model output (and in the label file).
+        score: Its score: a probability in :mod:`litecls.tasks`, the model's own
+            (dequantized) value in :mod:`litecls.compat.mediapipe`.
+        display_name: Its name in the options' ``display_names_locale``, or ``None``
+            when the model has no display names.
+        category_name: Its label, or ``None`` when the model has no labels.
     """
 
     index: int
@@ -30,8 +33,10 @@ class Category:
 class Classifications:
     """The categories of one classifier head, best first.
 
-    ``head_index``: the head's position among the model's outputs;
-    ``head_name``: its tensor name in the metadata (``None`` without metadata).
+    Attributes:
+        categories: The head's categories that passed the options' filters, best first.
+        head_index: The head's position among the model's outputs.
+        head_name: Its tensor name in the metadata (``None`` without metadata).
     """
 
     categories: list[Category]
@@ -43,14 +48,17 @@ class Classifications:
 class ClassificationResult:
     """One :class:`Classifications` per head, plus how much to trust the top category.
 
-    ``timestamp_ms``: the frame's timestamp in VIDEO and LIVE_STREAM modes, 0
-    in IMAGE mode (as MediaPipe gives it).
-    ``ambiguous`` (first head) is True when the top score is under the
-    options' ``ambiguity_min_score`` or leads the runner-up by less than
-    ``ambiguity_margin`` (among the allowed categories, before
-    ``max_results`` and ``score_threshold`` cut the list).
-    ``applied_softmax`` says the model output logits and litecls turned them
-    into probabilities. ``inference_ms`` is the interpreter's time alone.
+    Attributes:
+        classifications: One :class:`Classifications` per output head, in output order.
+        timestamp_ms: The frame's timestamp in VIDEO and LIVE_STREAM modes, 0 in
+            IMAGE mode (as MediaPipe gives it).
+        ambiguous: For the first head, True when the top score is under the options'
+            ``ambiguity_min_score`` or leads the runner-up by less than
+            ``ambiguity_margin`` (among the allowed categories, before ``max_results``
+            and ``score_threshold`` cut the list).
+        applied_softmax: True when the model output logits and litecls turned them
+            into probabilities.
+        inference_ms: The interpreter's time alone, in milliseconds.
     """
 
     classifications: list[Classifications] = field(default_factory=list)

@@ -16,11 +16,13 @@ import numpy as np
 class Embedding:
     """The feature vector of one embedder head, fields as in MediaPipe.
 
-    ``embedding``: a float vector, or a scalar-quantized one (1 byte per
-    value, ``quantize=True``: int8 in :mod:`litecls.tasks`, the same bytes
-    as uint8 in :mod:`litecls.compat.mediapipe`, as MediaPipe gives them).
-    ``head_index``: the head's position among the model's outputs;
-    ``head_name``: its tensor name in the metadata (``None`` without metadata).
+    Attributes:
+        embedding: A float vector (float32 in :mod:`litecls.tasks`, float64 in
+            :mod:`litecls.compat.mediapipe`), or with ``quantize=True`` a
+            scalar-quantized one, 1 byte per value: int8 in :mod:`litecls.tasks`, the
+            same bytes as uint8 in :mod:`litecls.compat.mediapipe`, as MediaPipe gives them.
+        head_index: The head's position among the model's outputs.
+        head_name: Its tensor name in the metadata (``None`` without metadata).
     """
 
     embedding: np.ndarray
@@ -30,9 +32,12 @@ class Embedding:
 
 @dataclass
 class EmbeddingResult:
-    """One :class:`Embedding` per head; ``timestamp_ms`` as in MediaPipe (0 in IMAGE mode).
+    """One :class:`Embedding` per head, as MediaPipe's ``EmbeddingResult``.
 
-    ``inference_ms`` is the interpreter's time alone (litecls's addition).
+    Attributes:
+        embeddings: One :class:`Embedding` per output head, in output order.
+        timestamp_ms: As in :class:`~litecls.tasks.ClassificationResult` (0 in IMAGE mode).
+        inference_ms: Likewise (litecls's addition).
     """
 
     embeddings: list[Embedding] = field(default_factory=list)

@@ -38,7 +38,6 @@ import numpy as np
 
 from litecls.errors import LabelsError, MetadataError
 from litecls.metadata import ScoreCalibration
-from litecls.models.registry import ModelConfig
 from litecls.processing.image import ImageInput
 from litecls.processing.postprocess import (
     calibrate,
@@ -65,7 +64,19 @@ __all__ = ["ImageClassifier", "LiveStreamStats", "check_delegate", "load_labels"
 
 
 def load_labels(source: Sequence[str] | str | os.PathLike) -> list[str]:
-    """Labels from a list, or from a text file with one label per line (trailing blank lines ignored)."""
+    """Labels from a list, or from a UTF-8 text file with one label per line.
+
+    Args:
+        source: a sequence of strings, or the path of a label file (each line is
+            stripped; trailing blank lines are ignored).
+
+    Returns:
+        The labels, in order.
+
+    Raises:
+        LabelsError: (a ``ValueError``) no such file, an unreadable one, an empty line
+            before the last label, or a non-string label in the sequence.
+    """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
@@ -103,7 +114,8 @@ class _Head:
 
 class ImageClassifier(BaseVisionTask):
     """Classify images with a TFLite model. Create with :meth:`create_from_model_path` or
-    :meth:`create_from_options`; use as a context manager or call :meth:`close`.
+    :meth:`create_from_options` (an :class:`ImageClassifierOptions`; both return an
+    ImageClassifier); use as a context manager or call :meth:`close`.
 
     The options' ``running_mode`` decides the method: ``classify`` (IMAGE,
     also :meth:`classify_many`), ``classify_for_video`` (VIDEO) or
@@ -117,11 +129,7 @@ class ImageClassifier(BaseVisionTask):
     _mode_methods: ClassVar[dict[RunningMode, str]] = {
         RunningMode.IMAGE: "classify", RunningMode.VIDEO: "classify_for_video",
         RunningMode.LIVE_STREAM: "classify_async"}
-
-    def __init__(self, options: ImageClassifierOptions, _data: bytes, _name: str,
-                 _zoo: ModelConfig | None) -> None:
-        """Use :meth:`create_from_options`; this loads and checks an already read model."""
-        super().__init__(options, _data, _name, _zoo)
+    _options_type: ClassVar[type] = ImageClassifierOptions
 
     def _setup_outputs(self) -> None:
         """Each head's labels, filter and threshold; probes refuse NaN outputs and unlabelled extractors."""
@@ -186,40 +194,6 @@ class ImageClassifier(BaseVisionTask):
             if not allow and not deny:
                 return None
         return category_mask(labels, allow, deny, names)
-
-    @classmethod
-    def create_from_model_path(cls, model_path: str | os.PathLike) -> ImageClassifier:
-        """A classifier in IMAGE mode with default options.
-
-        Args:
-            model_path: a .tflite file or a zoo name.
-
-        Returns:
-            The classifier.
-
-        Raises:
-            ModelNotFoundError: (a ``FileNotFoundError``) no such file or zoo model.
-            ModelFileError: (a ``ValueError``) the file is not a usable classifier.
-        """
-        return cls.create_from_options(ImageClassifierOptions(model_path=model_path))
-
-    @classmethod
-    def create_from_options(cls, options: ImageClassifierOptions) -> ImageClassifier:
-        """A classifier for ``options``.
-
-        Args:
-            options: the model (``model_path`` or ``base_options``) and settings.
-
-        Returns:
-            The classifier.
-
-        Raises:
-            ModelNotFoundError: (a ``FileNotFoundError``) no such model file.
-            ModelFileError, LabelsError: (``ValueError``) the model or its labels do not work.
-            DelegateError: (a ``RuntimeError``) an accelerator LiteRT does not offer here.
-            ValueError: an invalid option.
-        """
-        return cls._create(options)
 
     # -- description --------------------------------------------------------------------------
 
@@ -306,7 +280,19 @@ class ImageClassifier(BaseVisionTask):
         self._process_async(image, timestamp_ms, image_processing_options)
 
     def classify_tensor(self, tensor: np.ndarray) -> ClassificationResult:
-        """Run an input tensor made by :meth:`preprocess` and rank its categories (IMAGE mode)."""
+        """Run an input tensor made by :meth:`preprocess` and rank its categories (IMAGE mode).
+
+        Args:
+            tensor: one image's ``[1, H, W, C]`` input tensor, of the model's input dtype.
+
+        Returns:
+            The result, categories best first.
+
+        Raises:
+            ValueError: another running mode.
+            RuntimeError: the classifier is closed.
+            ModelFileError: (a ``ValueError``) the model fails to run.
+        """
         self._check_mode(RunningMode.IMAGE)
         return self._run([tensor], 0)
 
@@ -347,9 +333,21 @@ class ImageClassifier(BaseVisionTask):
 
         ``workers`` threads decode and resize the next images while the
         interpreter runs the current one (PIL and LiteRT both release the GIL).
-        A bad image yields its :class:`ImageError` in place of a result and
-        the stream goes on. At most ``2 * workers`` images are read ahead, so
-        a long (or endless) iterable is fine.
+        At most ``2 * workers`` images are read ahead, so a long (or endless)
+        iterable is fine.
+
+        Args:
+            images: paths, bytes, PIL images or arrays (anything :meth:`classify` takes).
+            workers: preprocessing threads.
+
+        Returns:
+            An iterator of ``(image, result)``; a bad image comes with its
+            :class:`~litecls.errors.ImageError` in place of the result and the stream goes on.
+
+        Raises:
+            ValueError: another running mode, or ``workers`` below 1 (when iteration starts).
+            RuntimeError: the classifier is closed (when iteration starts).
+            ModelFileError: (a ``ValueError``) the model fails to run, which ends the stream.
         """
         return self._map_images(images, workers, self.classify_tensor)
 

@@ -45,12 +45,18 @@ class RunningMode(enum.Enum):
 class BaseOptions:
     """The model and the accelerator (MediaPipe's ``BaseOptions``).
 
-    Give ``model_asset_path`` (a .tflite file, or a zoo name in
-    :mod:`litecls.tasks`) or ``model_asset_buffer`` (the file's bytes); the
-    path wins when both are set, as in MediaPipe. ``delegate``:
-    ``Delegate.CPU`` (and ``DEFAULT``/``None``) run LiteRT's CPU kernels with
-    XNNPACK; ``Delegate.GPU`` raises :class:`litecls.errors.DelegateError`
-    because the ``ai-edge-litert`` wheel's Interpreter has no GPU delegate.
+    Give ``model_asset_path`` or ``model_asset_buffer``; the path wins when
+    both are set, as in MediaPipe. Nothing is checked here: the task's options
+    and ``create_from_options`` check it.
+
+    Attributes:
+        model_asset_path: A .tflite file, or a zoo name in :mod:`litecls.tasks`.
+        model_asset_buffer: The .tflite file's bytes (``bytes``, ``bytearray`` or
+            ``memoryview``; anything else makes the task's options raise ``ValueError``).
+        delegate: ``Delegate.CPU`` (and ``DEFAULT``/``None``) run LiteRT's CPU kernels
+            with XNNPACK; ``Delegate.GPU`` makes task creation raise
+            :class:`litecls.errors.DelegateError` (a ``RuntimeError``), because the
+            ``ai-edge-litert`` wheel's Interpreter has no GPU delegate.
     """
 
     class Delegate(enum.IntEnum):
@@ -111,31 +117,73 @@ def validate_vision_options(options: Any) -> None:
 ResultCallback = Callable[[Any, Any, int], None]
 
 
+class VisionTaskOptions:
+    """Base of every vision task's options (dataclasses): they are checked when made.
+
+    A subclass adds its own checks in :meth:`_validate_task`.
+    """
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every setting (the tasks call it again when they are created).
+
+        Raises:
+            ValueError: naming the first setting that cannot work.
+        """
+        validate_vision_options(self)
+        self._validate_task()
+
+    def _validate_task(self) -> None:
+        """Check the settings only this task has (raise ``ValueError``)."""
+
+
 @dataclass
-class ImageClassifierOptions:
+class ImageClassifierOptions(VisionTaskOptions):
     """Settings of an :class:`~litecls.tasks.ImageClassifier` (defaults: see its module).
 
-    Model: ``model_path`` (a .tflite file or zoo name) or ``base_options``
-    (MediaPipe's way: path, bytes, delegate); exactly one. ``running_mode``
-    and ``result_callback`` (required in LIVE_STREAM mode, refused in the
-    others) as in MediaPipe.
+    The model is ``model_path`` or ``base_options`` (MediaPipe's way), exactly
+    one. Every setting is checked when the options are made (:meth:`validate`).
 
-    ``max_results``: categories per result, -1 for all, ``None`` for the
-    default (5). ``score_threshold``: drop categories scoring under it;
-    ``None``: the model metadata's default threshold, else 0.
-    ``category_allowlist`` / ``category_denylist``: category (or display)
-    names to keep / drop; an empty list means no filter; only one may be
-    non-empty. ``display_names_locale``: ``None`` for "en". ``labels``,
-    ``mean``, ``std``: for models without metadata (they override metadata).
-    ``resize_policy``: "crop" (keep aspect ratio, centre crop of
-    ``crop_pct``) or "squash". ``raw_scores``: report the model's scores as
-    they are (dequantized) instead of probabilities (softmax of logits,
-    renormalised quantized outputs). ``normalize_quantized_input``: apply
-    the metadata's mean/std before quantizing a uint8/int8 input (litecls);
-    False feeds raw pixels (uint8; int8 as pixel - 128) as MediaPipe and the
-    Task Library do. ``cache_dir``: where zoo models are built.
-    ``image_limits``: the memory budget of one image (width, height, pixels,
-    aspect ratio, memory; default :data:`litecls.processing.image.DEFAULT_LIMITS`).
+    Attributes:
+        model_path: A .tflite file or a zoo name (``NAME[:PRECISION]``).
+        max_results: Categories per result, -1 for all, ``None`` for the default (5).
+        score_threshold: Drop categories scoring under it; ``None``: the model
+            metadata's default threshold, else none. Between 0 and 1 unless ``raw_scores``.
+        category_allowlist: Category (or display) names to keep; an empty list
+            means no filter. Only one of the allowlist and denylist may be non-empty.
+        category_denylist: Category (or display) names to drop; an empty list
+            means no filter.
+        num_threads: LiteRT's CPU threads; ``None`` for LiteRT's default.
+        display_names_locale: The locale of the metadata's display names; ``None`` for "en".
+        labels: A list of labels or a file with one per line, for models without
+            metadata (they override the metadata's).
+        mean: The normalisation mean in pixel units (one value or one per channel);
+            overrides the metadata's.
+        std: The normalisation standard deviation, likewise.
+        resize_policy: "crop" (keep the aspect ratio, centre crop of ``crop_pct``) or
+            "squash"; ``None`` for the metadata's, the zoo config's or "crop".
+        crop_pct: The fraction of the short side the centre crop keeps, in (0, 1].
+        interpolation: The resize filter, one of
+            :data:`litecls.processing.config.INTERPOLATIONS`.
+        ambiguity_min_score: A top score under it marks the result ``ambiguous``.
+        ambiguity_margin: A lead over the runner-up under it marks the result ``ambiguous``.
+        cache_dir: Where zoo models are built (``None``: ``$LITECLS_CACHE`` or the XDG cache).
+        base_options: MediaPipe's model path or bytes, and the delegate.
+        running_mode: IMAGE, VIDEO or LIVE_STREAM (as in MediaPipe).
+        result_callback: ``callback(result, image, timestamp_ms)``; required in
+            LIVE_STREAM mode, refused in the others.
+        raw_scores: Report the model's scores as they are (dequantized) instead of
+            probabilities (softmax of logits, renormalised quantized outputs).
+        normalize_quantized_input: Apply mean/std before quantizing a uint8/int8
+            input (litecls); False feeds raw pixels (uint8; int8 as pixel - 128) as
+            MediaPipe and the Task Library do.
+        image_limits: The memory budget of one image (width, height, pixels, aspect
+            ratio, memory); ``None`` for :data:`litecls.processing.image.DEFAULT_LIMITS`.
+
+    Raises:
+        ValueError: a setting that cannot work (see :meth:`validate`).
     """
 
     model_path: str | os.PathLike | None = None
@@ -161,16 +209,7 @@ class ImageClassifierOptions:
     normalize_quantized_input: bool = True
     image_limits: ImageLimits | None = None
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Check every setting.
-
-        Raises:
-            ValueError: naming the first setting that cannot work.
-        """
-        validate_vision_options(self)
+    def _validate_task(self) -> None:
         if self.category_allowlist and self.category_denylist:
             raise ValueError("category_allowlist and category_denylist are mutually exclusive: set only one")
         for name in ("category_allowlist", "category_denylist"):

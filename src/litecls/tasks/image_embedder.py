@@ -23,7 +23,6 @@ stacked batch of preprocessed tensors.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
@@ -51,7 +50,8 @@ DEFAULT_BATCH = 8
 
 class ImageEmbedder(BaseVisionTask):
     """Turn images into feature vectors with a TFLite model. Create with :meth:`create_from_model_path`
-    or :meth:`create_from_options`; use as a context manager or call :meth:`close`.
+    or :meth:`create_from_options` (an :class:`ImageEmbedderOptions`; both return an ImageEmbedder);
+    use as a context manager or call :meth:`close`.
 
     The options' ``running_mode`` decides the method: ``embed`` (IMAGE, also
     :meth:`embed_many` and :meth:`embed_tensors`), ``embed_for_video``
@@ -61,6 +61,7 @@ class ImageEmbedder(BaseVisionTask):
     _mode_methods: ClassVar[dict[RunningMode, str]] = {
         RunningMode.IMAGE: "embed", RunningMode.VIDEO: "embed_for_video",
         RunningMode.LIVE_STREAM: "embed_async"}
+    _options_type: ClassVar[type] = ImageEmbedderOptions
     _zoo_task: ClassVar[str] = "embedding"
     _needs_labels: ClassVar[bool] = False
     #: dtypes of the vectors in results (MediaPipe's compat module uses float64 and uint8).
@@ -78,40 +79,6 @@ class ImageEmbedder(BaseVisionTask):
         elif meta is not None:
             names[0] = meta.head_name or None
         self._head_names = names + [None] * (len(self._signature.outputs) - len(names))
-
-    @classmethod
-    def create_from_model_path(cls, model_path: str | os.PathLike) -> ImageEmbedder:
-        """An embedder in IMAGE mode with default options.
-
-        Args:
-            model_path: a .tflite file or a zoo name (``NAME[:PRECISION]``, its embedding file).
-
-        Returns:
-            The embedder.
-
-        Raises:
-            ModelNotFoundError: (a ``FileNotFoundError``) no such file or zoo model.
-            ModelFileError: (a ``ValueError``) the file is not a usable image model.
-        """
-        return cls.create_from_options(ImageEmbedderOptions(model_path=model_path))
-
-    @classmethod
-    def create_from_options(cls, options: ImageEmbedderOptions) -> ImageEmbedder:
-        """An embedder for ``options``.
-
-        Args:
-            options: the model (``base_options`` or ``model_path``) and settings.
-
-        Returns:
-            The embedder.
-
-        Raises:
-            ModelNotFoundError: (a ``FileNotFoundError``) no such model file.
-            ModelFileError: (a ``ValueError``) the model does not work.
-            DelegateError: (a ``RuntimeError``) an accelerator LiteRT does not offer here.
-            ValueError: an invalid option.
-        """
-        return cls._create(options)
 
     @property
     def dimension(self) -> int:
@@ -152,12 +119,12 @@ class ImageEmbedder(BaseVisionTask):
         """Embed one decoded video frame (VIDEO mode).
 
         Args:
-            image: the frame (as for :meth:`embed`).
-            timestamp_ms: the frame's time; must increase from call to call.
+            image: the frame, any input :meth:`embed` takes.
+            timestamp_ms: the frame's time in milliseconds, later than the previous frame's.
             image_processing_options: region of interest and rotation.
 
         Returns:
-            The result, with ``timestamp_ms`` set.
+            One :class:`Embedding` per head; ``timestamp_ms`` is the frame's.
 
         Raises:
             ImageError: an unreadable frame.

@@ -18,7 +18,7 @@ from litecls.tasks.image_classifier_options import (
     BaseOptions,
     ResultCallback,
     RunningMode,
-    validate_vision_options,
+    VisionTaskOptions,
 )
 
 if TYPE_CHECKING:
@@ -26,19 +26,34 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class ImageEmbedderOptions:
+class ImageEmbedderOptions(VisionTaskOptions):
     """Settings of an :class:`~litecls.tasks.ImageEmbedder`.
 
-    Model: ``base_options`` (path, bytes, delegate) or ``model_path`` (a
-    .tflite file or a zoo name such as ``"efficientnet_lite0:int8"``, which
-    resolves to the zoo's embedding file); exactly one. ``running_mode`` and
-    ``result_callback`` (LIVE_STREAM only) as in MediaPipe.
-    ``l2_normalize``: divide each vector by its L2 norm (``None``: no).
-    ``quantize``: scalar-quantize each vector to int8 (``round(v * 128)``,
-    meant for L2-normalised vectors; ``None``: no).
-    ``num_threads``, ``mean``, ``std``, ``resize_policy``, ``crop_pct``,
-    ``interpolation``, ``normalize_quantized_input``, ``cache_dir``,
-    ``image_limits``: as in :class:`litecls.tasks.ImageClassifierOptions`.
+    The model is ``base_options`` or ``model_path``, exactly one. Every setting
+    is checked when the options are made (:meth:`validate`).
+
+    Attributes:
+        base_options: MediaPipe's model path or bytes, and the delegate.
+        running_mode: IMAGE, VIDEO or LIVE_STREAM (as in MediaPipe).
+        l2_normalize: Divide each vector by its L2 norm (``None``: no).
+        quantize: Scalar-quantize each vector to int8 (``round(v * 128)``, meant for
+            L2-normalised vectors; ``None``: no).
+        result_callback: ``callback(result, image, timestamp_ms)``; required in
+            LIVE_STREAM mode, refused in the others.
+        model_path: A .tflite file or a zoo name such as ``"efficientnet_lite0:int8"``,
+            which resolves to the zoo's embedding file.
+        num_threads: As in :class:`litecls.tasks.ImageClassifierOptions`.
+        mean: Likewise.
+        std: Likewise.
+        resize_policy: Likewise.
+        crop_pct: Likewise.
+        interpolation: Likewise.
+        normalize_quantized_input: Likewise.
+        cache_dir: Likewise.
+        image_limits: Likewise.
+
+    Raises:
+        ValueError: a setting that cannot work (see :meth:`validate`).
     """
 
     base_options: BaseOptions | None = None
@@ -57,16 +72,7 @@ class ImageEmbedderOptions:
     cache_dir: str | os.PathLike | None = None
     image_limits: ImageLimits | None = None
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Check every setting.
-
-        Raises:
-            ValueError: naming the first setting that cannot work.
-        """
-        validate_vision_options(self)
+    def _validate_task(self) -> None:
         for name in ("l2_normalize", "quantize"):
             if getattr(self, name) not in (None, True, False):
                 raise ValueError(f"{name} must be True, False or None, got {getattr(self, name)!r}")

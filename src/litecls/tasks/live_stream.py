@@ -21,7 +21,13 @@ _log = logging.getLogger("litecls.tasks")
 class LiveStreamStats:
     """What happened to the frames given to a task's ``*_async`` method.
 
-    ``classified`` counts the frames processed (classified or embedded).
+    Attributes:
+        submitted: Frames handed to ``classify_async`` / ``embed_async``.
+        classified: Frames processed (classified or embedded) and handed to the callback.
+        dropped: Frames never processed: replaced by a newer frame while they waited,
+            or waiting when the task was closed.
+        failed: Frames whose preprocessing or inference raised (the error is logged and
+            the stream goes on).
     """
 
     submitted: int = 0

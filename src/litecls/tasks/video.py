@@ -128,11 +128,27 @@ def classify_video(classifier: ImageClassifier, path: str | os.PathLike, fps: fl
                    workers: int = 1) -> Iterator[FrameClassification]:
     """Classify the frames of ``path`` sampled at ``fps`` per second of video (every frame for ``None``).
 
-    Yields one :class:`FrameClassification` per sampled frame, in order.
     Frames are scaled down while decoding to twice the model's input size
     (as large JPEGs are), then resized and cropped like any image.
-    Raises :class:`litecls.processing.video.VideoError` for a file that
-    cannot be decoded (after the frames read before the damage).
+
+    Args:
+        classifier: an IMAGE-mode classifier.
+        path: the video file.
+        fps: frames to classify per second of video; ``None`` for every frame.
+        workers: threads resizing frames while the classifier runs (as in
+            :meth:`ImageClassifier.classify_many`).
+
+    Yields:
+        One :class:`FrameClassification` per sampled frame, in order.
+
+    Raises:
+        VideoError: (an ``ImageError``, so a ``ValueError``) a file that cannot be
+            opened or decoded, or a frame that cannot be resized, raised after the
+            frames read before the damage.
+        ValueError: ``fps`` not a positive number, a classifier not in IMAGE mode, or
+            ``workers`` below 1.
+        ImportError: PyAV (``litecls[video]``) is not installed.
+        RuntimeError: the classifier is closed.
     """
     height, width = classifier.signature.input.size
     _, crop_pct, _ = classifier.resize

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -38,15 +38,66 @@ _MEDIAPIPE_RESIZE = {"normalize_quantized_input": False, "resize_policy": "squas
 
 ImageClassifierResult = ClassificationResult
 
+Task = TypeVar("Task", bound="_MediaPipeTask")
+
+
+class _MediaPipeTask(MediaPipeInput):
+    """Mixin for a litecls task made from this module's options (MediaPipe's) and fed MediaPipe's pixels."""
+
+    #: This module's options class of the task; its ``to_litecls()`` gives the native options.
+    _mediapipe_options: ClassVar[type]
+
+    @classmethod
+    def create_from_model_path(cls: type[Task], model_path: str) -> Task:
+        """A task of this class in IMAGE mode with MediaPipe's default options.
+
+        Args:
+            model_path: the .tflite file.
+
+        Returns:
+            The task (an ImageClassifier from ``ImageClassifier``, an ImageEmbedder from ``ImageEmbedder``).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is not a model the task can run.
+        """
+        return cls.create_from_options(cls._mediapipe_options(BaseOptions(model_asset_path=model_path)))
+
+    @classmethod
+    def create_from_options(cls: type[Task], options: Any) -> Task:
+        """A task of this class for MediaPipe-style ``options`` (litecls's own options are taken as they are).
+
+        Args:
+            options: this module's options of the task (or :mod:`litecls.tasks`' own).
+
+        Returns:
+            The task.
+
+        Raises:
+            FileNotFoundError: no such model file.
+            ValueError: an invalid option or model.
+            RuntimeError: a delegate that is not available (GPU).
+        """
+        native = options.to_litecls() if isinstance(options, cls._mediapipe_options) else options
+        return super().create_from_options(native)  # type: ignore[misc]
+
 
 @dataclass
 class ImageClassifierOptions:
     """MediaPipe's ``ImageClassifierOptions``: same fields, order and defaults.
 
-    ``base_options``: the model (path or bytes) and delegate. ``running_mode``:
-    IMAGE, VIDEO or LIVE_STREAM. ``max_results``: ``None`` (or -1) for all.
-    ``score_threshold``: ``None`` for the metadata's (else none).
-    ``result_callback(result, image, timestamp_ms)``: LIVE_STREAM only.
+    Checked when the classifier is created (:meth:`to_litecls`), as in MediaPipe.
+
+    Attributes:
+        base_options: The model (path or bytes) and delegate.
+        running_mode: IMAGE, VIDEO or LIVE_STREAM.
+        display_names_locale: The locale of the metadata's display names; ``None`` for "en".
+        max_results: Categories per result; ``None`` (or -1) for all.
+        score_threshold: Drop categories scoring under it (any number); ``None`` for the
+            metadata's threshold, else none.
+        category_allowlist: Category names to keep; names that match no label are ignored.
+        category_denylist: Category names to drop; likewise.
+        result_callback: ``callback(result, image, timestamp_ms)``; LIVE_STREAM only.
     """
 
     base_options: BaseOptions
@@ -80,7 +131,7 @@ class ImageClassifierOptions:
             raw_scores=True, ambiguity_min_score=0.0, ambiguity_margin=0.0, **_MEDIAPIPE_RESIZE)
 
 
-class ImageClassifier(MediaPipeInput, _Classifier):
+class ImageClassifier(_MediaPipeTask, _Classifier):
     """MediaPipe's ``ImageClassifier``: ``classify``, ``classify_for_video``, ``classify_async``, ``close``.
 
     Create with :meth:`create_from_model_path` or :meth:`create_from_options`
@@ -90,42 +141,9 @@ class ImageClassifier(MediaPipeInput, _Classifier):
     """
 
     _strict_category_names = False
+    _mediapipe_options: ClassVar[type] = ImageClassifierOptions
     #: As in MediaPipe's guide (``mp.tasks.vision.ImageClassifier.ImageClassifierResult``).
     ImageClassifierResult = ClassificationResult
-
-    @classmethod
-    def create_from_model_path(cls, model_path: str) -> ImageClassifier:  # type: ignore[override]
-        """An IMAGE-mode classifier with MediaPipe's default options.
-
-        Args:
-            model_path: the .tflite file.
-
-        Returns:
-            The classifier.
-
-        Raises:
-            FileNotFoundError: no such file.
-            ValueError: the file is not a usable classifier.
-        """
-        return cls.create_from_options(ImageClassifierOptions(BaseOptions(model_asset_path=model_path)))
-
-    @classmethod
-    def create_from_options(cls, options: ImageClassifierOptions) -> ImageClassifier:  # type: ignore[override]
-        """A classifier for MediaPipe-style ``options`` (litecls's own options are accepted as they are).
-
-        Args:
-            options: the options.
-
-        Returns:
-            The classifier.
-
-        Raises:
-            FileNotFoundError: no such model file.
-            ValueError: an invalid option or model.
-            RuntimeError: a delegate that is not available (GPU).
-        """
-        native = options.to_litecls() if isinstance(options, ImageClassifierOptions) else options
-        return super().create_from_options(native)  # type: ignore[return-value]
 
 
 ImageEmbedderResult = EmbeddingResult
@@ -135,9 +153,14 @@ ImageEmbedderResult = EmbeddingResult
 class ImageEmbedderOptions:
     """MediaPipe's ``ImageEmbedderOptions``: same fields, order and defaults.
 
-    ``base_options``: the model and delegate. ``running_mode``: IMAGE, VIDEO
-    or LIVE_STREAM. ``l2_normalize``, ``quantize``: ``None`` means no.
-    ``result_callback(result, image, timestamp_ms)``: LIVE_STREAM only.
+    Attributes:
+        base_options: As in :class:`ImageClassifierOptions`.
+        running_mode: Likewise.
+        l2_normalize: Divide each vector by its L2 norm; ``None`` means no.
+        quantize: Scalar-quantize each vector to uint8 bytes; ``None`` means no.
+        result_callback: Likewise.
+
+    Checked when the embedder is created (:meth:`to_litecls`).
     """
 
     base_options: BaseOptions
@@ -160,7 +183,7 @@ class ImageEmbedderOptions:
             quantize=self.quantize, result_callback=self.result_callback, **_MEDIAPIPE_RESIZE)
 
 
-class ImageEmbedder(MediaPipeInput, _Embedder):
+class ImageEmbedder(_MediaPipeTask, _Embedder):
     """MediaPipe's ``ImageEmbedder``: ``embed``, ``embed_for_video``, ``embed_async``, ``cosine_similarity``.
 
     Vectors come as MediaPipe gives them: float64, or uint8 bytes when quantized. A MediaPipe
@@ -169,41 +192,8 @@ class ImageEmbedder(MediaPipeInput, _Embedder):
 
     _float_dtype: ClassVar[type] = np.float64
     _quantized_dtype: ClassVar[type] = np.uint8
+    _mediapipe_options: ClassVar[type] = ImageEmbedderOptions
     ImageEmbedderResult = EmbeddingResult
-
-    @classmethod
-    def create_from_model_path(cls, model_path: str) -> ImageEmbedder:  # type: ignore[override]
-        """An IMAGE-mode embedder with MediaPipe's default options.
-
-        Args:
-            model_path: the .tflite file.
-
-        Returns:
-            The embedder.
-
-        Raises:
-            FileNotFoundError: no such file.
-            ValueError: the file is not a usable model.
-        """
-        return cls.create_from_options(ImageEmbedderOptions(BaseOptions(model_asset_path=model_path)))
-
-    @classmethod
-    def create_from_options(cls, options: ImageEmbedderOptions) -> ImageEmbedder:  # type: ignore[override]
-        """An embedder for MediaPipe-style ``options`` (litecls's own options are accepted as they are).
-
-        Args:
-            options: the options.
-
-        Returns:
-            The embedder.
-
-        Raises:
-            FileNotFoundError: no such model file.
-            ValueError: an invalid option or model.
-            RuntimeError: a delegate that is not available (GPU).
-        """
-        native = options.to_litecls() if isinstance(options, ImageEmbedderOptions) else options
-        return super().create_from_options(native)  # type: ignore[return-value]
 
 
 __all__ = ["BaseOptions", "ImageClassifier", "ImageClassifierOptions", "ImageClassifierResult",
