@@ -9,12 +9,26 @@ from dataclasses import replace
 import numpy as np
 
 from litecls.errors import ImageError
-from litecls.processing.image import load_image
 from litecls.processing.postprocess import category_mask, is_ambiguous
+from litecls.processing.region import ImageProcessingOptions, RectF
 from litecls.serve.registry import TOP_CATEGORIES, LoadedModel
 from litecls.serve.schemas import ClassifyOptions
 from litecls.tasks import ClassificationResult, ImageClassifier
 from litecls.tasks.classification_result import result_row
+
+
+def region_options(roi: tuple[float, float, float, float] | None) -> ImageProcessingOptions | None:
+    """The library's region options for a request's ``roi`` (``left, top, right, bottom`` fractions).
+
+    Args:
+        roi: the validated region, or ``None`` for the whole image.
+    Returns:
+        The options :meth:`ImageClassifier.preprocess` cuts the region with, or ``None``.
+    """
+    if roi is None:
+        return None
+    left, top, right, bottom = roi
+    return ImageProcessingOptions(region_of_interest=RectF(left=left, top=top, right=right, bottom=bottom))
 
 
 def decode(classifier: ImageClassifier, data: bytes, name: str,
@@ -30,15 +44,7 @@ def decode(classifier: ImageClassifier, data: bytes, name: str,
         A ``[1, H, W, C]`` tensor, or the error (the CLI's message, naming the upload).
     """
     try:
-        if roi is None:
-            return classifier.preprocess(data)
-        image = load_image(data, classifier.signature.input.channels)
-        width, height = image.size
-        left, top, right, bottom = roi
-        box = (round(left * width), round(top * height),
-               max(round(right * width), round(left * width) + 1),
-               max(round(bottom * height), round(top * height) + 1))
-        return classifier.preprocess(image.crop(box))
+        return classifier.preprocess(data, region_options(roi))
     except ImageError as exc:
         message = str(exc)
         if message.startswith("<bytes>") or message.startswith("<image>"):
