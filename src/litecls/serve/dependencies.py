@@ -18,22 +18,22 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_settings(request: Request) -> ServeSettings:
+async def get_settings(request: Request) -> ServeSettings:
     """The service's settings."""
     return request.app.state.settings
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     """The service's model registry."""
     return request.app.state.registry
 
 
-def get_metrics(request: Request) -> ServeMetrics:
+async def get_metrics(request: Request) -> ServeMetrics:
     """The service's metrics."""
     return request.app.state.metrics
 
 
-def get_pool(request: Request) -> ThreadPoolExecutor:
+async def get_pool(request: Request) -> ThreadPoolExecutor:
     """The thread pool that decodes and resizes images."""
     return request.app.state.pool
 
@@ -45,7 +45,7 @@ def key_matches(expected: str | None, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
 
-def require_api_key(settings: Annotated[ServeSettings, Depends(get_settings)],
+async def require_api_key(settings: Annotated[ServeSettings, Depends(get_settings)],
                     key: Annotated[str | None, Security(_api_key_header)] = None,
                     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> None:
     """Raise 401 unless the ``X-API-Key`` header (or a Bearer token) is the service's key, when set."""
