@@ -134,4 +134,6 @@ async def classify_uploads(model: LoadedModel, uploads: list[tuple[str, bytes]],
         row["inference_ms"] = round(result.inference_ms, 3)
         return row
 
+    if len(uploads) == 1:  # no task to create for the usual single image
+        return [await one(*uploads[0])]
     return list(await asyncio.gather(*(one(name, data) for name, data in uploads)))
