@@ -35,7 +35,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body (default 20)")
     p.add_argument("--max-queue", type=int, default=64,
                    help="requests in progress at once; more get 503 + Retry-After (default 64)")
-    p.add_argument("--workers", type=int, default=None, help="image decoding threads (default: CPU count)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="image decoding threads (default: CPU count + 4, at most 32)")
     p.add_argument("--cache-dir", help="zoo model cache (default: $LITECLS_CACHE or XDG cache)")
     p.set_defaults(func=cmd_serve)
 

@@ -51,7 +51,7 @@ class ApiKeyCheck(APIKeyHeader):
     """
 
     def __init__(self) -> None:
-        super().__init__(name="X-API-Key", auto_error=False,
+        super().__init__(name="X-API-Key", scheme_name="APIKeyHeader", auto_error=False,
                          description="the service's --api-key (or send it as Authorization: Bearer KEY)")
 
     async def __call__(self, request: Request) -> None:  # type: ignore[override]

@@ -15,6 +15,15 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def default_decode_workers() -> int:
+    """Decoding threads when not given: the CPU count + 4, at most 32 (Python's default pool size).
+
+    More than the cores: each thread decodes, then waits its turn at the interpreter, so with only
+    one per core an image is seldom ready the moment an invoke ends (measured in docs/decisions.md).
+    """
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
 class ServeSettings(BaseModel):
     """Settings of one service instance (``litecls serve`` builds them from its options).
 
@@ -42,7 +51,7 @@ class ServeSettings(BaseModel):
     max_upload_mb: float = Field(20.0, gt=0.0)
     max_queue: int = Field(64, ge=1)
     max_images: int = Field(64, ge=1, description="images in one request")
-    decode_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    decode_workers: int = Field(default_factory=default_decode_workers, ge=1)
     cache_dir: str | None = None
     preload: bool = True
 
