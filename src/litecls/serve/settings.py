@@ -30,8 +30,8 @@ class ServeSettings(BaseModel):
     ``models``: the models offered besides the zoo's, as zoo references
     (``mobilenet_v2:float32``) or .tflite paths; the first is the default. A
     file is offered under its stem (``my_model`` for ``/x/my_model.tflite``):
-    requests name models, never paths. ``max_batch > 1`` turns dynamic batching on (off by
-    default: it did not measure faster end to end on 2 cores; see docs/serve.md).
+    requests name models, never paths. ``max_batch``: most images per batched invoke (4 by
+    default, where batching measured faster; 1 turns dynamic batching off; see docs/serve.md).
     ``max_queue``: requests admitted at once; more are answered 503 with
     ``Retry-After``. ``api_key``: when set, every ``/v1`` call needs it in the
     ``X-API-Key`` header (or ``Authorization: Bearer``; ``api_key`` query
@@ -46,7 +46,7 @@ class ServeSettings(BaseModel):
     threads: int = Field(default_factory=default_threads, ge=1)
     api_key: str | None = None
     max_models: int = Field(4, ge=1)
-    max_batch: int = Field(1, ge=1, le=64)
+    max_batch: int = Field(4, ge=1, le=64)
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     max_upload_mb: float = Field(20.0, gt=0.0)
     max_queue: int = Field(64, ge=1)
