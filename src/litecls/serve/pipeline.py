@@ -85,12 +85,8 @@ def needs_full_ranking(options: ClassifyOptions) -> bool:
 async def classify_tensor(model: LoadedModel, tensor: np.ndarray, options: ClassifyOptions,
                           mask: np.ndarray | None) -> ClassificationResult:
     """One image's result for a request: batched, or ranked in full when its options need it."""
-    if needs_full_ranking(options):
-        def run() -> ClassificationResult:
-            full = model.full()
-            return full.classify_tensor(tensor)
-
-        result = await model.batcher.run_alone(run)
+    if needs_full_ranking(options):  # the full-ranking classifier runs (and is made) on the inference thread
+        result = await model.batcher.run_alone(lambda: model.full().classify_tensor(tensor))
         return filter_result(result, model.full(), options, mask)
     return filter_result(await model.batcher.classify(tensor), model.classifier, options, mask)
 
@@ -108,30 +104,29 @@ async def classify_uploads(model: LoadedModel, uploads: list[tuple[str, bytes]],
     image gets its error row and the others are still classified.
     """
     loop = asyncio.get_running_loop()
-    classifier = model.classifier
+    classifier, batcher = model.classifier, model.batcher
     mask = request_mask(classifier, options)
+    full = needs_full_ranking(options)
 
-    direct = not model.batcher.batching and not needs_full_ranking(options)
-
-    def decode_and_classify(name: str, data: bytes) -> ClassificationResult | ImageError:
-        tensor = decode(classifier, data, name, options.roi)
+    def work(name: str, data: bytes) -> ClassificationResult | ImageError:
+        """On a decoding thread: decode, then classify here (no batching) or wait for the batch."""
+        with batcher.decoding():
+            tensor = decode(classifier, data, name, options.roi)
         if isinstance(tensor, ImageError):
             return tensor
-        return filter_result(model.batcher.classify_now(tensor), classifier, options, mask)
+        if full:  # the full-ranking classifier runs (and is made) on the inference thread
+            result = batcher.submit(lambda: model.full().classify_tensor(tensor)).result()
+            return filter_result(result, model.full(), options, mask)
+        result = batcher.submit(tensor).result() if batcher.batching else batcher.classify_now(tensor)
+        return filter_result(result, classifier, options, mask)
 
     async def one(name: str, data: bytes) -> dict:
-        if direct:  # no batching: decode and invoke in one hand-over to the pool
-            result = await loop.run_in_executor(pool, decode_and_classify, name, data)
-            if isinstance(result, ImageError):
-                return result_row(name, result)
-        else:
-            with model.batcher.decoding():
-                tensor = await loop.run_in_executor(pool, decode, classifier, data, name, options.roi)
-            if isinstance(tensor, ImageError):
-                return result_row(name, tensor)
-            result = await classify_tensor(model, tensor, options, mask)
+        # One hand-over to the pool and one back: the decoding thread queues the tensor for the
+        # inference thread and waits for its batch, so the event loop is not on the way.
+        result = await loop.run_in_executor(pool, work, name, data)
         row = result_row(name, result)
-        row["inference_ms"] = round(result.inference_ms, 3)
+        if not isinstance(result, ImageError):
+            row["inference_ms"] = round(result.inference_ms, 3)
         return row
 
     if len(uploads) == 1:  # no task to create for the usual single image
