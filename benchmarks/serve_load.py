@@ -543,10 +543,14 @@ def verdicts(rows, memory: tuple[float, float] | None, requests: int) -> list[st
                   for level in (8, 32, 128) if (workload, "batch", level) in found
                   and (workload, "nobatch", level) in found]
         if ratios:
-            say(f"{workload}: batching (--max-batch 4 / 1) faster by >= 5 % at c=8, 32, 128", all(
-                b["throughput"] >= 1.05 * n["throughput"] for _, b, n in ratios), ", ".join(
-                f"c={level} {b['throughput'] / n['throughput']:.2f}x (p99 {b['p99'] / n['p99']:.2f}x)"
-                for level, b, n in ratios))
+            faster = [level for level, b, n in ratios if b["throughput"] >= 1.05 * n["throughput"]]
+            slower = [level for level, b, n in ratios if b["throughput"] <= 0.95 * n["throughput"]]
+            on = default == "batch"
+            say(f"{workload}: batching {'on' if on else 'off'} by default only where it measures faster "
+                "(>= 5 %)", (not slower and bool(faster)) if on else not faster, ", ".join(
+                    f"c={level} {b['throughput'] / n['throughput']:.2f}x (p99 {b['p99'] / n['p99']:.2f}x)"
+                    for level, b, n in ratios) + f"; faster at c={faster or '-'}, "
+                f"slower at c={slower or '-'}")
     return out
 
 
