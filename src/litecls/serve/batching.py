@@ -70,8 +70,8 @@ class Batcher:
         self._max_batch = max_batch
         self._max_wait = max_wait_ms / 1000
         self._on_batch = on_batch
-        #: queued work: (tensor, future) for images, (callable, future) for run_alone
-        self._items: list[tuple[np.ndarray | Callable[[], object], Future]] = []
+        #: queued work: (tensor, future, may wait for more) for images, (callable, future, False) to run alone
+        self._items: list[tuple[np.ndarray | Callable[[], object], Future, bool]] = []
         self._ready = threading.Condition()
         self._decoding = 0
         self._closed = False
@@ -111,9 +111,13 @@ class Batcher:
                 self._decoding -= 1
                 self._ready.notify()
 
-    def submit(self, tensor: np.ndarray | Callable[[], object]) -> Future:
+    def submit(self, tensor: np.ndarray | Callable[[], object], wait: bool = True) -> Future:
         """Queue one ``[1, H, W, C]`` input tensor (or a callable to run alone); from any thread.
 
+        Args:
+            tensor: the image's input tensor, or a callable to run alone between batches.
+            wait: whether a batch led by this image may wait (``max_wait_ms``) for more images;
+                a large photo's does not (the next one takes longer to decode than the wait).
         Returns:
             A future of the :class:`ClassificationResult` (or of the callable's value).
         Raises:
@@ -123,7 +127,7 @@ class Batcher:
         with self._ready:
             if self._closed:
                 raise RuntimeError("model unloaded")
-            self._items.append((tensor, future))
+            self._items.append((tensor, future, wait and not callable(tensor)))
             self._ready.notify()
         return future
 
@@ -139,7 +143,7 @@ class Batcher:
         """Run ``function(*args)`` on this model's inference thread, between batches."""
         return await asyncio.wrap_future(self.submit(lambda: function(*args)))
 
-    def _take(self) -> list[tuple[np.ndarray | Callable[[], object], Future]] | None:
+    def _take(self) -> list[tuple[np.ndarray | Callable[[], object], Future, bool]] | None:
         """The next batch of tensors, or one callable (None once closed and drained); holds the lock."""
         with self._ready:
             while not self._items:
@@ -148,7 +152,8 @@ class Batcher:
                 self._ready.wait()
             if callable(self._items[0][0]):
                 return [self._items.pop(0)]
-            if len(self._items) < self._max_batch and self._decoding and self._max_wait > 0:
+            may_wait = self._items[0][2] and self._max_wait > 0
+            if may_wait and len(self._items) < self._max_batch and self._decoding:
                 deadline = time.monotonic() + self._max_wait
                 while len(self._items) < self._max_batch and self._decoding:
                     remaining = deadline - time.monotonic()
@@ -164,22 +169,22 @@ class Batcher:
     def _run(self) -> None:
         """The inference thread: batches until closed and drained, then release the interpreters."""
         while (taken := self._take()) is not None:
-            taken = [(work, future) for work, future in taken if not future.cancelled()]  # client gone
+            taken = [item for item in taken if not item[1].cancelled()]  # the client went away
             if not taken:
                 continue
             try:
                 if callable(taken[0][0]):
                     results = [taken[0][0]()]
                 else:
-                    results = self._invoke([tensor for tensor, _ in taken])
+                    results = self._invoke([item[0] for item in taken])
             except Exception as exc:  # a runtime failure fails this batch's requests, not the thread
-                for _, future in taken:
+                for item in taken:
                     with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
-                        future.set_exception(exc)
+                        item[1].set_exception(exc)
                 continue
-            for (_, future), result in zip(taken, results, strict=True):
+            for item, result in zip(taken, results, strict=True):
                 with contextlib.suppress(InvalidStateError):
-                    future.set_result(result)
+                    item[1].set_result(result)
         for classifier in self._classifiers.values():
             classifier.close()
         if self.on_close is not None:

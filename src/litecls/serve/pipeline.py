@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import Executor
 from dataclasses import replace
 
@@ -96,6 +97,12 @@ def request_mask(classifier: ImageClassifier, options: ClassifyOptions) -> np.nd
     return category_mask(classifier.labels, options.allow, options.deny, classifier.display_names)
 
 
+#: Uploads up to this size (a camera frame, a 640x480 photo) may make a batch wait for more images
+#: (``--max-wait-ms``); a larger photo joins whatever is queued but never waits, since the next
+#: one takes longer to decode than the wait (batching measured slower on photos when it did).
+BATCH_WAIT_BYTES = 64 * 1024
+
+
 async def classify_uploads(model: LoadedModel, uploads: list[tuple[str, bytes]], options: ClassifyOptions,
                            pool: Executor) -> list[dict]:
     """Classify a request's uploads; one ``litecls classify --json`` row each (plus ``inference_ms``).
@@ -110,14 +117,15 @@ async def classify_uploads(model: LoadedModel, uploads: list[tuple[str, bytes]],
 
     def work(name: str, data: bytes) -> ClassificationResult | ImageError:
         """On a decoding thread: decode, then classify here (no batching) or wait for the batch."""
-        with batcher.decoding():
+        small = len(data) <= BATCH_WAIT_BYTES  # a batch waits only for images quick to decode
+        with batcher.decoding() if small else contextlib.nullcontext():
             tensor = decode(classifier, data, name, options.roi)
         if isinstance(tensor, ImageError):
             return tensor
         if full:  # the full-ranking classifier runs (and is made) on the inference thread
             result = batcher.submit(lambda: model.full().classify_tensor(tensor)).result()
             return filter_result(result, model.full(), options, mask)
-        result = batcher.submit(tensor).result() if batcher.batching else batcher.classify_now(tensor)
+        result = batcher.submit(tensor, small).result() if batcher.batching else batcher.classify_now(tensor)
         return filter_result(result, classifier, options, mask)
 
     async def one(name: str, data: bytes) -> dict:
