@@ -28,15 +28,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=os.environ.get("LITECLS_API_KEY"),
                    help="require this key in the X-API-Key header (default: $LITECLS_API_KEY; none)")
     p.add_argument("--max-models", type=int, default=4, help="models kept loaded (LRU; default 4)")
-    p.add_argument("--max-batch", type=int, default=1,
-                   help="most images per batched invoke: 2-4 turns dynamic batching on (default 1, off: "
-                        "it did not measure faster end to end on 2 cores; see docs/serve.md)")
+    p.add_argument("--max-batch", type=int, default=4,
+                   help="most images per batched invoke (default 4; 1 turns dynamic batching off; "
+                        "larger batches measured slower: see docs/serve.md)")
     p.add_argument("--max-wait-ms", type=float, default=2.0,
                    help="longest wait for more images to batch while requests are decoding (default 2)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body (default 20)")
     p.add_argument("--max-queue", type=int, default=64,
                    help="requests in progress at once; more get 503 + Retry-After (default 64)")
-    p.add_argument("--workers", type=int, default=None, help="image decoding threads (default: CPU count)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="image decoding threads (default: CPU count + 4, at most 32)")
     p.add_argument("--cache-dir", help="zoo model cache (default: $LITECLS_CACHE or XDG cache)")
     p.set_defaults(func=cmd_serve)
 

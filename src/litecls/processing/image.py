@@ -340,9 +340,9 @@ def resize_and_crop(image: Image.Image, size: tuple[int, int], crop_pct: float =
 
     ``policy="crop"``: scale the short side to ``size / crop_pct`` keeping the
     aspect ratio, then cut the centre. ``policy="squash"``: resize straight to
-    ``size``. When the scaled image would be over 4 times the crop (a long
-    strip, or a small ``crop_pct``), only the kept region is resampled (the
-    same filter taps, without the intermediate image).
+    ``size``. Only the kept region is resampled (PIL's ``box``): the same
+    filter taps as scaling the whole image and cutting it, without the
+    intermediate image (equal up to the rounding of the filter weights).
     """
     height, width = size
     resample = _RESAMPLE[interpolation]
@@ -356,12 +356,9 @@ def resize_and_crop(image: Image.Image, size: tuple[int, int], crop_pct: float =
     scale = max(height / crop_pct / src_h, width / crop_pct / src_w)
     new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
     left, top = (new_w - width) // 2, (new_h - height) // 2
-    if new_w * new_h > 4 * width * height:
-        box = (left * src_w / new_w, top * src_h / new_h,
-               (left + width) * src_w / new_w, (top + height) * src_h / new_h)
-        return image.resize((width, height), resample, box=box, reducing_gap=3.0)
-    image = image.resize((new_w, new_h), resample, reducing_gap=3.0)
-    return image.crop((left, top, left + width, top + height))
+    box = (left * src_w / new_w, top * src_h / new_h,
+           (left + width) * src_w / new_w, (top + height) * src_h / new_h)
+    return image.resize((width, height), resample, box=box, reducing_gap=3.0)
 
 
 def prepare_image(source: ImageInput, size: tuple[int, int], channels: int = 3,

@@ -1,12 +1,13 @@
 """Dynamic batching: concurrent requests for one model gathered into one batched invoke.
 
-Each model has one :class:`Batcher`: request handlers decode and resize
-their images in a thread pool, then :meth:`Batcher.classify` queues the input
-tensor and awaits its result. One worker task per model takes what is queued
+Each model has one :class:`Batcher` and one inference thread. Decoding
+threads queue input tensors with :meth:`Batcher.submit` (event-loop code
+awaits :meth:`Batcher.classify`); the inference thread takes what is queued
 (up to ``max_batch``), waits at most ``max_wait_ms`` for more *only while
 other requests for the model are still decoding* (so a lone request never
-waits), and runs the batch on the model's single inference thread: an
-interpreter never runs two invokes at once.
+waits), runs the batch and resolves each image's future: an interpreter never
+runs two invokes at once, and the next batch never waits for the event loop
+(which may be busy answering requests, or refusing them with 503).
 
 A batch of N runs as power-of-two chunks (13 = 8 + 4 + 1), each on an
 interpreter already shaped for that size (re-shaping an interpreter costs
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, InvalidStateError
 
 import numpy as np
 
@@ -49,7 +52,7 @@ def chunk_sizes(n: int, max_batch: int) -> list[int]:
 
 
 class Batcher:
-    """Gathers one model's queued input tensors into batched invokes.
+    """Gathers one model's queued input tensors into batched invokes on its inference thread.
 
     Args:
         classifier: the model's classifier for batches of one.
@@ -67,12 +70,13 @@ class Batcher:
         self._max_batch = max_batch
         self._max_wait = max_wait_ms / 1000
         self._on_batch = on_batch
-        self._items: list[tuple[np.ndarray, asyncio.Future]] = []
-        self._event = asyncio.Event()
+        #: queued work: (tensor, future, may wait for more) for images, (callable, future, False) to run alone
+        self._items: list[tuple[np.ndarray | Callable[[], object], Future, bool]] = []
+        self._ready = threading.Condition()
         self._decoding = 0
         self._closed = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litecls-invoke")
-        self._worker: asyncio.Task | None = None
+        self._thread = threading.Thread(target=self._run, name="litecls-invoke", daemon=True)
+        self._thread.start()
         #: called on the inference thread once the batcher's classifiers are closed
         self.on_close: Callable[[], None] | None = None
 
@@ -96,64 +100,95 @@ class Batcher:
         return len(self._items)
 
     @contextlib.contextmanager
-    def decoding(self):
-        """Mark a request as decoding images for this model (the worker may wait for it)."""
-        self._decoding += 1
+    def decoding(self) -> Iterator[None]:
+        """Mark a request as decoding images for this model (the inference thread may wait for it)."""
+        with self._ready:
+            self._decoding += 1
         try:
             yield
         finally:
-            self._decoding -= 1
-            self._event.set()
+            with self._ready:
+                self._decoding -= 1
+                self._ready.notify()
+
+    def submit(self, tensor: np.ndarray | Callable[[], object], wait: bool = True) -> Future:
+        """Queue one ``[1, H, W, C]`` input tensor (or a callable to run alone); from any thread.
+
+        Args:
+            tensor: the image's input tensor, or a callable to run alone between batches.
+            wait: whether a batch led by this image may wait (``max_wait_ms``) for more images;
+                a large photo's does not (the next one takes longer to decode than the wait).
+        Returns:
+            A future of the :class:`ClassificationResult` (or of the callable's value).
+        Raises:
+            RuntimeError: the batcher was closed (its model was unloaded).
+        """
+        future: Future = Future()
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("model unloaded")
+            self._items.append((tensor, future, wait and not callable(tensor)))
+            self._ready.notify()
+        return future
 
     async def classify(self, tensor: np.ndarray) -> ClassificationResult:
-        """Queue one ``[1, H, W, C]`` input tensor and return its result.
+        """Queue one ``[1, H, W, C]`` input tensor and await its result (event-loop side of :meth:`submit`).
 
         Raises:
             RuntimeError: the batcher was closed (its model was unloaded).
         """
-        if self._closed:
-            raise RuntimeError("model unloaded")
-        if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
-        self._items.append((tensor, future))
-        self._event.set()
-        return await future
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._items:
-                self._event.clear()
-                if self._closed:
-                    return
-                await self._event.wait()
-                continue
-            if len(self._items) < self._max_batch and self._decoding and self._max_wait > 0:
-                deadline = loop.time() + self._max_wait
-                while len(self._items) < self._max_batch and self._decoding:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    self._event.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._event.wait(), remaining)
-            taken, self._items = self._items[:self._max_batch], self._items[self._max_batch:]
-            tensors = [tensor for tensor, _ in taken]
-            try:
-                results = await loop.run_in_executor(self._executor, self._invoke, tensors)
-            except Exception as exc:  # a runtime failure fails this batch's requests, not the worker
-                for _, future in taken:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(taken, results, strict=True):
-                if not future.done():  # the client may have gone away
-                    future.set_result(result)
+        return await asyncio.wrap_future(self.submit(tensor))
 
     async def run_alone(self, function: Callable[..., object], *args: object) -> object:
         """Run ``function(*args)`` on this model's inference thread, between batches."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        return await asyncio.wrap_future(self.submit(lambda: function(*args)))
+
+    def _take(self) -> list[tuple[np.ndarray | Callable[[], object], Future, bool]] | None:
+        """The next batch of tensors, or one callable (None once closed and drained); holds the lock."""
+        with self._ready:
+            while not self._items:
+                if self._closed:
+                    return None
+                self._ready.wait()
+            if callable(self._items[0][0]):
+                return [self._items.pop(0)]
+            may_wait = self._items[0][2] and self._max_wait > 0
+            if may_wait and len(self._items) < self._max_batch and self._decoding:
+                deadline = time.monotonic() + self._max_wait
+                while len(self._items) < self._max_batch and self._decoding:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._ready.wait(remaining):
+                        break
+            count = 0
+            while (count < min(self._max_batch, len(self._items))
+                   and not callable(self._items[count][0])):
+                count += 1
+            taken, self._items = self._items[:count], self._items[count:]
+            return taken
+
+    def _run(self) -> None:
+        """The inference thread: batches until closed and drained, then release the interpreters."""
+        while (taken := self._take()) is not None:
+            taken = [item for item in taken if not item[1].cancelled()]  # the client went away
+            if not taken:
+                continue
+            try:
+                if callable(taken[0][0]):
+                    results = [taken[0][0]()]
+                else:
+                    results = self._invoke([item[0] for item in taken])
+            except Exception as exc:  # a runtime failure fails this batch's requests, not the thread
+                for item in taken:
+                    with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                        item[1].set_exception(exc)
+                continue
+            for item, result in zip(taken, results, strict=True):
+                with contextlib.suppress(InvalidStateError):
+                    item[1].set_result(result)
+        for classifier in self._classifiers.values():
+            classifier.close()
+        if self.on_close is not None:
+            self.on_close()
 
     def _invoke(self, tensors: list[np.ndarray]) -> list[ClassificationResult]:
         """Run ``tensors`` as power-of-two batches on the inference thread."""
@@ -174,16 +209,8 @@ class Batcher:
         return results
 
     async def aclose(self) -> None:
-        """Finish the queued images, then release the interpreters."""
-        self._closed = True
-        self._event.set()
-        if self._worker is not None:
-            await self._worker
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_classifiers)
-        self._executor.shutdown(wait=True)
-
-    def _close_classifiers(self) -> None:
-        for classifier in self._classifiers.values():
-            classifier.close()
-        if self.on_close is not None:
-            self.on_close()
+        """Finish the queued images, then release the interpreters (on the inference thread)."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        await asyncio.to_thread(self._thread.join)

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import Executor
 from dataclasses import replace
 
 import numpy as np
 
 from litecls.errors import ImageError
-from litecls.processing.image import load_image
 from litecls.processing.postprocess import category_mask, is_ambiguous
+from litecls.processing.region import ImageProcessingOptions, RectF
 from litecls.serve.registry import TOP_CATEGORIES, LoadedModel
 from litecls.serve.schemas import ClassifyOptions
 from litecls.tasks import ClassificationResult, ImageClassifier
 from litecls.tasks.classification_result import result_row
+
+
+def region_options(roi: tuple[float, float, float, float] | None) -> ImageProcessingOptions | None:
+    """The library's region options for a request's ``roi`` (``left, top, right, bottom`` fractions).
+
+    Args:
+        roi: the validated region, or ``None`` for the whole image.
+    Returns:
+        The options :meth:`ImageClassifier.preprocess` cuts the region with, or ``None``.
+    """
+    if roi is None:
+        return None
+    left, top, right, bottom = roi
+    return ImageProcessingOptions(region_of_interest=RectF(left=left, top=top, right=right, bottom=bottom))
 
 
 def decode(classifier: ImageClassifier, data: bytes, name: str,
@@ -30,15 +45,7 @@ def decode(classifier: ImageClassifier, data: bytes, name: str,
         A ``[1, H, W, C]`` tensor, or the error (the CLI's message, naming the upload).
     """
     try:
-        if roi is None:
-            return classifier.preprocess(data)
-        image = load_image(data, classifier.signature.input.channels)
-        width, height = image.size
-        left, top, right, bottom = roi
-        box = (round(left * width), round(top * height),
-               max(round(right * width), round(left * width) + 1),
-               max(round(bottom * height), round(top * height) + 1))
-        return classifier.preprocess(image.crop(box))
+        return classifier.preprocess(data, region_options(roi))
     except ImageError as exc:
         message = str(exc)
         if message.startswith("<bytes>") or message.startswith("<image>"):
@@ -79,12 +86,8 @@ def needs_full_ranking(options: ClassifyOptions) -> bool:
 async def classify_tensor(model: LoadedModel, tensor: np.ndarray, options: ClassifyOptions,
                           mask: np.ndarray | None) -> ClassificationResult:
     """One image's result for a request: batched, or ranked in full when its options need it."""
-    if needs_full_ranking(options):
-        def run() -> ClassificationResult:
-            full = model.full()
-            return full.classify_tensor(tensor)
-
-        result = await model.batcher.run_alone(run)
+    if needs_full_ranking(options):  # the full-ranking classifier runs (and is made) on the inference thread
+        result = await model.batcher.run_alone(lambda: model.full().classify_tensor(tensor))
         return filter_result(result, model.full(), options, mask)
     return filter_result(await model.batcher.classify(tensor), model.classifier, options, mask)
 
@@ -92,6 +95,12 @@ async def classify_tensor(model: LoadedModel, tensor: np.ndarray, options: Class
 def request_mask(classifier: ImageClassifier, options: ClassifyOptions) -> np.ndarray | None:
     """The allow/deny mask of a request; ``LabelsError`` names a list entry that matches no label."""
     return category_mask(classifier.labels, options.allow, options.deny, classifier.display_names)
+
+
+#: Uploads up to this size (a camera frame, a 640x480 photo) may make a batch wait for more images
+#: (``--max-wait-ms``); a larger photo joins whatever is queued but never waits, since the next
+#: one takes longer to decode than the wait (batching measured slower on photos when it did).
+BATCH_WAIT_BYTES = 64 * 1024
 
 
 async def classify_uploads(model: LoadedModel, uploads: list[tuple[str, bytes]], options: ClassifyOptions,
@@ -102,30 +111,32 @@ async def classify_uploads(model: LoadedModel, uploads: list[tuple[str, bytes]],
     image gets its error row and the others are still classified.
     """
     loop = asyncio.get_running_loop()
-    classifier = model.classifier
+    classifier, batcher = model.classifier, model.batcher
     mask = request_mask(classifier, options)
+    full = needs_full_ranking(options)
 
-    direct = not model.batcher.batching and not needs_full_ranking(options)
-
-    def decode_and_classify(name: str, data: bytes) -> ClassificationResult | ImageError:
-        tensor = decode(classifier, data, name, options.roi)
+    def work(name: str, data: bytes) -> ClassificationResult | ImageError:
+        """On a decoding thread: decode, then classify here (no batching) or wait for the batch."""
+        small = len(data) <= BATCH_WAIT_BYTES  # a batch waits only for images quick to decode
+        with batcher.decoding() if small else contextlib.nullcontext():
+            tensor = decode(classifier, data, name, options.roi)
         if isinstance(tensor, ImageError):
             return tensor
-        return filter_result(model.batcher.classify_now(tensor), classifier, options, mask)
+        if full:  # the full-ranking classifier runs (and is made) on the inference thread
+            result = batcher.submit(lambda: model.full().classify_tensor(tensor)).result()
+            return filter_result(result, model.full(), options, mask)
+        result = batcher.submit(tensor, small).result() if batcher.batching else batcher.classify_now(tensor)
+        return filter_result(result, classifier, options, mask)
 
     async def one(name: str, data: bytes) -> dict:
-        if direct:  # no batching: decode and invoke in one hand-over to the pool
-            result = await loop.run_in_executor(pool, decode_and_classify, name, data)
-            if isinstance(result, ImageError):
-                return result_row(name, result)
-        else:
-            with model.batcher.decoding():
-                tensor = await loop.run_in_executor(pool, decode, classifier, data, name, options.roi)
-            if isinstance(tensor, ImageError):
-                return result_row(name, tensor)
-            result = await classify_tensor(model, tensor, options, mask)
+        # One hand-over to the pool and one back: the decoding thread queues the tensor for the
+        # inference thread and waits for its batch, so the event loop is not on the way.
+        result = await loop.run_in_executor(pool, work, name, data)
         row = result_row(name, result)
-        row["inference_ms"] = round(result.inference_ms, 3)
+        if not isinstance(result, ImageError):
+            row["inference_ms"] = round(result.inference_ms, 3)
         return row
 
+    if len(uploads) == 1:  # no task to create for the usual single image
+        return [await one(*uploads[0])]
     return list(await asyncio.gather(*(one(name, data) for name, data in uploads)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from litecls.processing.region import RectF, check_rect
+
 
 class ClassifyOptions(BaseModel):
     """Per-request options, from query or form fields (form fields win).
@@ -42,9 +44,11 @@ class ClassifyOptions(BaseModel):
             raise ValueError("allow and deny are mutually exclusive: give only one")
         if self.roi is not None:
             left, top, right, bottom = self.roi
-            if not (0 <= left < right <= 1 and 0 <= top < bottom <= 1):
+            try:  # the library's rule (processing.region), in the service's words
+                check_rect(RectF(left=left, top=top, right=right, bottom=bottom))
+            except ValueError:
                 raise ValueError("roi must be left,top,right,bottom with 0 <= left < right <= 1 "
-                                 "and 0 <= top < bottom <= 1")
+                                 "and 0 <= top < bottom <= 1") from None
         return self
 
 

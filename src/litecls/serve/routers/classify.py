@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from litecls.serve.dependencies import Metrics, Pool, Registry, Settings, require_api_key
+from litecls.serve.dependencies import Service, ServiceState, Settings, require_api_key
 from litecls.serve.errors import ApiError
 from litecls.serve.pipeline import classify_uploads
 from litecls.serve.schemas import ClassifyOptions, ClassifyResponse, ErrorResponse
@@ -20,9 +21,14 @@ _LIST_FIELDS = ("allow", "deny")
 _NOT_OPTIONS = ("model", "filename")
 
 
-async def admit(request: Request, settings: Settings, metrics: Metrics) -> AsyncIterator[None]:
-    """Admit a request, or answer 503 with ``Retry-After`` when ``--max-queue`` requests are in."""
-    state = request.app.state
+@contextlib.contextmanager
+def admitted(request: Request, service: Service) -> Iterator[None]:
+    """Admit a request, or answer 503 with ``Retry-After`` when ``--max-queue`` requests are in.
+
+    A context manager called by the route rather than a dependency: a generator dependency
+    costs FastAPI an exit stack per request.
+    """
+    state, settings, metrics = request.app.state, service.settings, service.metrics
     if state.in_flight >= settings.max_queue:
         raise ApiError(503, f"busy: {state.in_flight} requests in progress (--max-queue "
                        f"{settings.max_queue}); retry shortly", headers={"Retry-After": "1"})
@@ -72,8 +78,13 @@ async def read_uploads(request: Request, settings: Settings) -> tuple[list[tuple
     return [(request.query_params.get("filename") or "body", body)], {}
 
 
-async def _classify(request: Request, model_name: str | None, settings: Settings, registry: Registry,
-                    metrics: Metrics, pool: Pool) -> JSONResponse:
+async def _classify(request: Request, model_name: str | None, service: ServiceState) -> JSONResponse:
+    with admitted(request, service):
+        return await _admitted(request, model_name, service)
+
+
+async def _admitted(request: Request, model_name: str | None, service: Service) -> JSONResponse:
+    settings, registry, metrics, pool = service
     uploads, form = await read_uploads(request, settings)
     options = parse_options(_multi(request.query_params.multi_items()), form)
     name = model_name or (form.get("model") or [None])[-1] or request.query_params.get("model")
@@ -106,22 +117,19 @@ _BODY_DOC = {"parameters": _OPTION_PARAMS, "requestBody": {"content": {
     "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-@router.post("/classify", response_model=ClassifyResponse, responses=_RESPONSES, openapi_extra=_BODY_DOC,
-             dependencies=[Depends(admit)])
-async def classify(request: Request, settings: Settings, registry: Registry, metrics: Metrics,
-                   pool: Pool, model: str | None = None) -> JSONResponse:
+@router.post("/classify", response_model=ClassifyResponse, responses=_RESPONSES, openapi_extra=_BODY_DOC)
+async def classify(request: Request, service: ServiceState, model: str | None = None) -> JSONResponse:
     """Classify one or several images with ``model`` (default: the service's first model).
 
     Images: multipart files (any field name), or one image as the raw body.
     Options: query or form fields (see the parameters); allow/deny repeat.
     Each image gets the row ``litecls classify --json`` prints, errors included.
     """
-    return await _classify(request, model, settings, registry, metrics, pool)
+    return await _classify(request, model, service)
 
 
 @router.post("/models/{model}:classify", response_model=ClassifyResponse, responses=_RESPONSES,
-             openapi_extra=_BODY_DOC, dependencies=[Depends(admit)])
-async def classify_with(model: str, request: Request, settings: Settings, registry: Registry,
-                        metrics: Metrics, pool: Pool) -> JSONResponse:
+             openapi_extra=_BODY_DOC)
+async def classify_with(model: str, request: Request, service: ServiceState) -> JSONResponse:
     """Like ``POST /v1/classify`` with the model named in the path."""
-    return await _classify(request, model, settings, registry, metrics, pool)
+    return await _classify(request, model, service)
