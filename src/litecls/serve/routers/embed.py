@@ -20,11 +20,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from litecls.errors import ImageError
-from litecls.serve.dependencies import Metrics, Pool, Registry, Settings, require_api_key
+from litecls.serve.dependencies import ServiceState, require_api_key
 from litecls.serve.errors import ApiError
 from litecls.serve.pipeline import decode
-from litecls.serve.registry import ModelRegistry, Offer
-from litecls.serve.routers.classify import _RESPONSES, admit, read_uploads
+from litecls.serve.registry import Offer
+from litecls.serve.routers.classify import _RESPONSES, admitted, read_uploads
 from litecls.serve.settings import ServeSettings
 from litecls.tasks import BaseOptions, ImageEmbedder, ImageEmbedderOptions
 from litecls.tasks.embedding_result import l2_normalized, scalar_quantized
@@ -86,7 +86,14 @@ def _row(name: str, result: np.ndarray | ImageError, l2_normalize: bool, quantiz
 
 
 async def _embed(request: Request, model_name: str | None, l2_normalize: bool, quantize: bool,
-                 settings: Settings, registry: ModelRegistry, metrics: Metrics, pool: Pool) -> JSONResponse:
+                 service: ServiceState) -> JSONResponse:
+    with admitted(request, service):
+        return await _admitted(request, model_name, l2_normalize, quantize, service)
+
+
+async def _admitted(request: Request, model_name: str | None, l2_normalize: bool, quantize: bool,
+                    service: ServiceState) -> JSONResponse:
+    settings, registry, metrics, pool = service
     uploads, form = await read_uploads(request, settings)
     name = model_name or (form.get("model") or [None])[-1]
     if not uploads:
@@ -120,9 +127,8 @@ _DOC = {"requestBody": {"content": {
     "image/*": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-@router.post("/embed", responses=_RESPONSES, openapi_extra=_DOC, dependencies=[Depends(admit)])
-async def embed(request: Request, settings: Settings, registry: Registry, metrics: Metrics, pool: Pool,
-                model: str | None = None, l2_normalize: L2 = False,
+@router.post("/embed", responses=_RESPONSES, openapi_extra=_DOC)
+async def embed(request: Request, service: ServiceState, model: str | None = None, l2_normalize: L2 = False,
                 quantize: Quantize = False) -> JSONResponse:
     """Embed one or several images with ``model`` (default: the service's first model).
 
@@ -130,11 +136,11 @@ async def embed(request: Request, settings: Settings, registry: Registry, metric
     Answer: ``{"model", "dimension", "results": [{"file", "dimension", "embedding"} or
     {"file", "error"}]}``, one row per image in order.
     """
-    return await _embed(request, model, l2_normalize, quantize, settings, registry, metrics, pool)
+    return await _embed(request, model, l2_normalize, quantize, service)
 
 
-@router.post("/models/{model}:embed", responses=_RESPONSES, openapi_extra=_DOC, dependencies=[Depends(admit)])
-async def embed_with(model: str, request: Request, settings: Settings, registry: Registry, metrics: Metrics,
-                     pool: Pool, l2_normalize: L2 = False, quantize: Quantize = False) -> JSONResponse:
+@router.post("/models/{model}:embed", responses=_RESPONSES, openapi_extra=_DOC)
+async def embed_with(model: str, request: Request, service: ServiceState, l2_normalize: L2 = False,
+                     quantize: Quantize = False) -> JSONResponse:
     """Like ``POST /v1/embed`` with the model named in the path."""
-    return await _embed(request, model, l2_normalize, quantize, settings, registry, metrics, pool)
+    return await _embed(request, model, l2_normalize, quantize, service)
