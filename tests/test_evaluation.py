@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from litecls.cli.main import main
@@ -390,3 +391,19 @@ def test_registry_published_figures_have_sources():
         figure, kind = config.published_accuracy("int8")
         assert (kind == "int8") == (config.published_int8 is not None)
         assert figure.top1 <= config.published.top1
+
+
+@pytest.mark.core
+def test_the_shared_metrics_on_a_hand_made_case():
+    from litecls.evaluation.metrics import confusion_matrix, log_loss, precision_recall_f1, top_k_accuracy
+
+    scores = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.4, 0.35, 0.25]])
+    labels = np.array([0, 1, 1, 2])
+    assert top_k_accuracy(scores, labels, 1) == 0.5 and top_k_accuracy(scores, labels, 2) == 0.75
+    confusion = confusion_matrix(labels, scores.argmax(axis=1), 3)
+    assert confusion.tolist() == [[1, 0, 0], [0, 1, 1], [1, 0, 0]]
+    precision, recall, f1, support = precision_recall_f1(confusion)
+    assert precision.tolist() == [0.5, 1.0, 0.0] and recall.tolist() == [1.0, 0.5, 0.0]
+    assert f1 == pytest.approx([2 / 3, 2 / 3, 0.0]) and support.tolist() == [1, 2, 1]
+    assert log_loss(scores, labels) == pytest.approx(-np.log([0.7, 0.3, 0.5, 0.25]).mean())
+    assert log_loss(scores[:0], labels[:0]) is None

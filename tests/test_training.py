@@ -422,6 +422,19 @@ def test_csv_of_paths_and_labels(fm_root, tmp_path):
         Dataset.from_csv(tmp_path / "bad.csv")
 
 
+def test_a_labelled_set_and_a_dataset_convert_both_ways(fm_root):
+    from litecls.labelled import load_folder
+
+    folder = ImageFolder(fm_root / "val", verify=False)
+    data = Dataset.from_labelled(load_folder(fm_root / "val"), verify=False, name="val")
+    assert data.classes == folder.classes and data.paths == folder.paths
+    assert data.labels.tolist() == folder.labels.tolist()
+    back = Dataset.from_labelled(folder.to_labelled(), classes=folder.classes, verify=False)
+    assert back.paths == folder.paths and back.labels.tolist() == folder.labels.tolist()
+    with pytest.raises(DatasetError, match="not among the classes"):
+        Dataset.from_labelled(load_folder(fm_root / "val"), classes=["bag"], verify=False)
+
+
 def test_explicit_split_folders(fm_root, tmp_path):
     train_set, val, test = load_splits(fm_root)
     assert (len(train_set), len(val), len(test)) == (500, 100, 300)

@@ -18,6 +18,7 @@ import numpy as np
 
 from litecls.errors import DatasetError, LabelsError
 from litecls.evaluation.dataset import LabelledSet, LabelMatcher
+from litecls.evaluation.metrics import confusion_matrix, in_top_k
 from litecls.tasks import ImageClassifier
 
 MAX_K = 5
@@ -96,7 +97,8 @@ class EvaluationResult:
         Returns:
             The count.
         """
-        return sum(p.true_index in p.top[:k] for p in self.predictions)
+        trues, tops = self._arrays()
+        return int(in_top_k(tops[:, :k], trues).sum())
 
     def top_k(self, k: int) -> float:
         """Top-``k`` accuracy over the evaluated images.
@@ -115,12 +117,12 @@ class EvaluationResult:
         Returns:
             One :class:`ClassAccuracy` per class, worst first (then by name).
         """
-        groups: dict[int, list[Prediction]] = {}
-        for p in self.predictions:
-            groups.setdefault(p.true_index, []).append(p)
-        rows = [ClassAccuracy(self._name(i), len(ps), sum(p.top[0] == i for p in ps),
-                              sum(i in p.top[:5] for p in ps)) for i, ps in groups.items()]
-        return sorted(rows, key=lambda r: (r.top1_accuracy, r.label))
+        classes, rows, matrix = self._present_confusion()
+        trues, tops = self._arrays()
+        top5 = np.bincount(rows, weights=in_top_k(tops[:, :5], trues), minlength=len(classes))
+        table = [ClassAccuracy(self._name(c), int(matrix[i].sum()), int(matrix[i, i]), int(top5[i]))
+                 for i, c in enumerate(classes)]
+        return sorted(table, key=lambda r: (r.top1_accuracy, r.label))
 
     def confusions(self, n: int = 10) -> list[tuple[str, str, int]]:
         """The most common top-1 mistakes.
@@ -141,12 +143,44 @@ class EvaluationResult:
             ``(names, matrix)``: rows are the true classes present; columns the same
             classes plus "other" (any other class).
         """
-        classes = sorted({p.true_index for p in self.predictions})
-        position = {c: i for i, c in enumerate(classes)}
-        matrix = np.zeros((len(classes), len(classes) + 1), dtype=np.int64)
-        for p in self.predictions:
-            matrix[position[p.true_index], position.get(p.top[0], len(classes))] += 1
+        classes, _, matrix = self._present_confusion()
         return [self._name(c) for c in classes], matrix
+
+    def score_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every class's score per image, for results of :func:`evaluate` with ``all_scores``.
+
+        Returns:
+            ``(scores, labels)``: N x classes scores and the N true class indices.
+
+        Raises:
+            ValueError: the predictions were made without ``all_scores``.
+        """
+        trues, _ = self._arrays()
+        scores = [p.scores for p in self.predictions if p.scores is not None]
+        if len(scores) != len(self.predictions):
+            raise ValueError("the predictions carry no scores; evaluate with all_scores=True")
+        return (np.stack(scores) if scores else np.zeros((0, len(self.labels)), np.float32)), trues
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The true classes (N) and each image's best classes, best first (N x up to 5)."""
+        trues = np.asarray([p.true_index for p in self.predictions], np.int64)
+        width = max((len(p.top) for p in self.predictions), default=1)
+        tops = np.full((len(self.predictions), width), -1, np.int64)
+        for row, p in zip(tops, self.predictions, strict=True):
+            row[:len(p.top)] = p.top
+        return trues, tops
+
+    def _present_confusion(self) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The true classes present (sorted), each image's row among them, and their confusion matrix.
+
+        The matrix has one more column, "other", for predictions of classes not present.
+        """
+        trues, tops = self._arrays()
+        classes = sorted(set(trues.tolist()))
+        position = {c: i for i, c in enumerate(classes)}
+        rows = np.asarray([position[t] for t in trues.tolist()], np.int64)
+        columns = np.asarray([position.get(t, len(classes)) for t in tops[:, 0].tolist()], np.int64)
+        return classes, rows, confusion_matrix(rows, columns, len(classes) + 1)[:len(classes)]
 
     def _name(self, index: int) -> str:
         return self.labels[index] if 0 <= index < len(self.labels) else str(index)

@@ -1,5 +1,7 @@
 """Labelled images to evaluate on: a folder per class, a ``path,label`` file, or the sample photos.
 
+:class:`LabelledSet` and its readers live in :mod:`litecls.labelled` (shared with training).
+
 Labels are *names* (folder names, CSV labels) except for the sample photos,
 which carry ImageNet class indices. :class:`LabelMatcher` maps names to a
 model's output indices: exactly, then ignoring case, ``_``/``-``/spaces, and
@@ -16,30 +18,13 @@ import os
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from litecls.errors import DatasetError
-from litecls.imagefiles import IMAGE_SUFFIXES, images_under, is_image_name, read_path_label_file
+from litecls.imagefiles import images_under
+from litecls.labelled import LabelledSet, load_csv, load_folder, load_labelled
 
-
-@dataclass
-class LabelledSet:
-    """Images with their labels: a name (``str``) or a class index (``int``).
-
-    Attributes:
-        items: ``(path, label)`` pairs.
-        source: where they came from (for messages and reports).
-        skipped: ``(item, reason)`` for inputs that carry no usable label,
-            e.g. images lying next to the class folders.
-    """
-
-    items: list[tuple[Path, str | int]]
-    source: str
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.items)
+__all__ = ["LabelMatcher", "LabelledSet", "image_files", "load_csv", "load_folder", "load_labelled",
+           "sample_set", "write_csv"]
 
 
 def image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -49,65 +34,6 @@ def image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         path = Path(item)
         found.extend(images_under(path) if path.is_dir() else [path])
     return found
-
-
-def load_folder(root: str | os.PathLike) -> LabelledSet:
-    """``root/<label>/*.jpg`` (searched recursively inside each label folder).
-
-    Raises :class:`DatasetError` for a missing or empty folder, and for one
-    whose images are not in label sub-folders (nothing says their label).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder")
-    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    items: list[tuple[Path, str | int]] = []
-    empty = []
-    for folder in classes:
-        images = images_under(folder)
-        if not images:
-            empty.append(folder.name)
-        items.extend((path, folder.name) for path in images)
-    loose = [p for p in sorted(root.iterdir()) if p.is_file() and is_image_name(p)]
-    skipped = [(str(p), "image not in a label folder: its label is unknown") for p in loose]
-    skipped += [(str(root / name), "label folder without images") for name in empty]
-    if not items:
-        if loose:
-            raise DatasetError(
-                f"{root}: {len(loose)} image(s) but no label folders; put each image in a folder named "
-                f"after its label (e.g. {root}/goldfish/1.jpg), or give a CSV file of path,label lines")
-        raise DatasetError(f"{root}: no images found (expected {root}/<label>/<image>, "
-                           f"with extensions {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return LabelledSet(items, f"folder {root}", skipped)
-
-
-def load_csv(path: str | os.PathLike) -> LabelledSet:
-    """A text/CSV file of ``path,label`` lines (see :func:`litecls.imagefiles.read_path_label_file`)."""
-    items: list[tuple[Path, str | int]] = list(read_path_label_file(path))
-    return LabelledSet(items, f"list {path}")
-
-
-def load_labelled(data: str | os.PathLike) -> LabelledSet:
-    """A folder (:func:`load_folder`) or a ``path,label`` file (:func:`load_csv`).
-
-    Args:
-        data: the folder or file.
-
-    Returns:
-        The labelled images.
-
-    Raises:
-        DatasetError: it does not exist, is a single image, or holds no labelled images.
-    """
-    path = Path(data)
-    if path.is_dir():
-        return load_folder(path)
-    if path.is_file():
-        if is_image_name(path):
-            raise DatasetError(f"{path}: a single image has no label; give a folder of label folders "
-                               "or a CSV file of path,label lines")
-        return load_csv(path)
-    raise DatasetError(f"{path}: no such folder or file")
 
 
 def sample_set() -> LabelledSet:

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from litecls.errors import DatasetError, ImageError
-from litecls.imagefiles import IMAGE_SUFFIXES, is_image_name, read_path_label_file
+from litecls.imagefiles import IMAGE_SUFFIXES, is_image_name
+from litecls.labelled import LabelledSet, load_csv
 
 
 class DatasetWarning(UserWarning):
@@ -117,17 +118,54 @@ class Dataset:
             DatasetError: unreadable file, labels outside ``classes``, or no usable image.
         """
         csv_path = Path(csv_path)
-        entries = read_path_label_file(csv_path)
-        skipped = [p for p, _ in entries if not is_image_name(p)]
-        entries = [(p, label) for p, label in entries if is_image_name(p)]
+        dataset = cls._from_items(load_csv(csv_path).items, classes, csv_path.stem, str(csv_path))
+        return dataset._finish(str(csv_path), verify)
+
+    @classmethod
+    def from_labelled(cls, labelled: LabelledSet, classes: Sequence[str] | None = None,
+                      verify: bool = True, name: str | None = None) -> Dataset:
+        """A dataset of the images of ``labelled`` (from :func:`litecls.labelled.load_labelled` and the like).
+
+        Files that are not images are skipped with a warning, corrupt images too
+        (with ``verify``).
+
+        Args:
+            labelled: images with label names (a class index counts as
+                ``classes[index]`` when ``classes`` are given).
+            classes: fix the class list and order (default: the labels found, sorted).
+            verify: decode every image now (otherwise bad ones fail later).
+            name: the set's name (default: ``labelled.source``).
+
+        Returns:
+            The dataset.
+
+        Raises:
+            DatasetError: labels outside ``classes``, or no usable image.
+        """
+        dataset = cls._from_items(labelled.items, classes, name or labelled.source, labelled.source)
+        return dataset._finish(labelled.source, verify)
+
+    @classmethod
+    def _from_items(cls, items: Sequence[tuple[Path, str | int]], classes: Sequence[str] | None,
+                    name: str, origin: str) -> Dataset:
+        """The image items, not yet verified; ``origin`` names the source in messages."""
+        skipped = [p for p, _ in items if not is_image_name(p)]
+        entries = [(p, _label_name(label, classes)) for p, label in items if is_image_name(p)]
         names = list(classes) if classes is not None else sorted({label for _, label in entries})
         unknown = sorted({label for _, label in entries} - set(names))
         if unknown:
-            raise DatasetError(f"{csv_path}: labels not among the classes: {_listing(unknown)}")
-        index = {label: i for i, label in enumerate(names)}
-        dataset = cls([p for p, _ in entries], [index[label] for _, label in entries], names,
-                      name=csv_path.stem, skipped=skipped)
-        return dataset._finish(str(csv_path), verify)
+            raise DatasetError(f"{origin}: labels not among the classes: {_listing(unknown)}")
+        paths, labels = index_labels(entries, names)
+        return cls(paths, labels, names, name=name, skipped=skipped)
+
+    def to_labelled(self) -> LabelledSet:
+        """The images with their class indices as labels, e.g. for :func:`litecls.evaluation.evaluate`.
+
+        Returns:
+            A labelled set named after this one.
+        """
+        return LabelledSet([(p, int(label)) for p, label in zip(self.paths, self.labels, strict=True)],
+                           self.name)
 
     def _finish(self, origin: str, verify: bool) -> Dataset:
         """Warn about skipped files, drop corrupt images, refuse an empty set."""
@@ -267,6 +305,27 @@ class Dataset:
                 parts[k].extend(members[start:start + size].tolist())
                 start += size
         return tuple(self.subset(sorted(p), name=n) for p, n in zip(parts, names, strict=True))
+
+
+def _label_name(label: str | int, classes: Sequence[str] | None) -> str:
+    if isinstance(label, int) and classes is not None and 0 <= label < len(classes):
+        return classes[label]
+    return str(label)
+
+
+def index_labels(items: Iterable[tuple[Path, str]], classes: Sequence[str]) -> tuple[list[Path], list[int]]:
+    """Paths and class indices of the ``(path, label name)`` items whose label is in ``classes``.
+
+    Args:
+        items: the images with their label names.
+        classes: the class names, in index order.
+
+    Returns:
+        ``(paths, labels)``, in the order of ``items``.
+    """
+    index = {label: i for i, label in enumerate(classes)}
+    kept = [(path, index[label]) for path, label in items if label in index]
+    return [p for p, _ in kept], [i for _, i in kept]
 
 
 def part_sizes(n: int, fractions: Sequence[float]) -> list[int]:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from litecls.errors import DatasetError
-from litecls.imagefiles import is_image_name
-from litecls.training.data import Dataset, _listing
+from litecls.imagefiles import list_label_folders
+from litecls.training.data import Dataset, _listing, index_labels
 
 #: Sub-folder names recognised as explicit splits.
 SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
@@ -35,31 +35,19 @@ class ImageFolder(Dataset):
 
     def __init__(self, root: str | os.PathLike, classes: Sequence[str] | None = None,
                  verify: bool = True, name: str | None = None) -> None:
-        root = Path(root)
-        if not root.is_dir():
-            raise DatasetError(f"{root}: no such folder")
-        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        skipped = [p for p in sorted(root.iterdir()) if p.is_file() and not p.name.startswith(".")]
-        names = list(classes) if classes is not None else [p.name for p in folders]
-        unknown = sorted({p.name for p in folders} - set(names))
+        listing = list_label_folders(root)
+        root = listing.root
+        names = list(classes) if classes is not None else listing.labels
+        unknown = sorted(set(listing.labels) - set(names))
         if unknown:
             raise DatasetError(f"{root}: class folders not among the training classes: {_listing(unknown)}")
-        paths, labels = [], []
-        for label, class_name in enumerate(names):
-            folder = root / class_name
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.rglob("*")):
-                if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
-                    continue
-                if is_image_name(path):
-                    paths.append(path)
-                    labels.append(label)
-                else:
-                    skipped.append(path)
         if not names:
             raise DatasetError(f"{root}: empty folder; expected one sub-folder of images per label "
                                f"(e.g. {root}/cat/*.jpg, {root}/dog/*.jpg)")
+        rank = {label: i for i, label in enumerate(names)}  # by class in the order of names, then path
+        items = sorted(listing.items, key=lambda item: (rank.get(item[1], -1), item[0]))
+        paths, labels = index_labels(items, names)
+        skipped = listing.loose + listing.others
         super().__init__(paths, labels, names, name=name or root.name, skipped=skipped)
         self.root = root
         self._finish(str(root), verify)

@@ -1,10 +1,17 @@
-"""Classification metrics from scores and labels: top-k, per-class P/R/F1, confusion matrix."""
+"""Test-set figures of a trained model: :class:`Evaluation` from scores and labels.
+
+The metric functions themselves live in :mod:`litecls.evaluation.metrics` (shared with ``litecls evaluate``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from litecls.evaluation.metrics import confusion_matrix, precision_recall_f1, top_k_accuracy
+
+__all__ = ["Evaluation", "confusion_matrix", "evaluate_scores", "precision_recall_f1", "top_k_accuracy"]
 
 
 @dataclass
@@ -73,31 +80,6 @@ class Evaluation:
 
     def __str__(self) -> str:
         return self.summary()
-
-
-def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of rows whose true label is among the ``k`` highest scores."""
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return float((top == labels[:, None]).any(axis=1).mean()) if len(labels) else 0.0
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
-    """``num_classes`` x ``num_classes`` counts, rows = true class, columns = predicted."""
-    return np.bincount(labels * num_classes + predictions,
-                       minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
-def precision_recall_f1(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-class precision, recall, F1 and support; 0 where undefined (no predictions / images)."""
-    tp = np.diag(confusion).astype(np.float64)
-    predicted = confusion.sum(axis=0).astype(np.float64)
-    support = confusion.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    denominator = precision + recall
-    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    return precision, recall, f1, support
 
 
 def evaluate_scores(scores: np.ndarray, labels: np.ndarray, classes: list[str],

@@ -203,28 +203,22 @@ class TrainedModel:
             ModelFileError: the file cannot be loaded.
         """
         from litecls.evaluation.accuracy import evaluate
-        from litecls.evaluation.dataset import LabelledSet
+        from litecls.evaluation.metrics import log_loss
         from litecls.progress import ProgressBar
         from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
         started = time.perf_counter()
         options = ImageClassifierOptions(model_path=Path(path), max_results=-1, num_threads=num_threads)
-        items = zip(dataset.paths, dataset.labels, strict=True)
-        labelled = LabelledSet([(p, int(label)) for p, label in items], dataset.name)
         bar = ProgressBar() if show_progress else None
         with ImageClassifier.create_from_options(options) as classifier:
             if classifier.labels != self.classes:
                 raise ValueError(f"{path}: its labels are not this model's classes")
-            result = evaluate(classifier, labelled, workers=2, progress=bar.update if bar else None,
-                              all_scores=True)
+            result = evaluate(classifier, dataset.to_labelled(), workers=2,
+                              progress=bar.update if bar else None, all_scores=True)
         if bar is not None:
             bar.close()
-        scores = [p.scores for p in result.predictions]
-        probs = np.stack(scores) if scores else np.zeros((0, len(self.classes)), np.float32)
-        labels_arr = np.asarray([p.true_index for p in result.predictions], np.int64)
-        loss = float(-np.log(np.clip(probs[np.arange(len(labels_arr)), labels_arr], 1e-7, 1)).mean()) \
-            if len(labels_arr) else None
-        return evaluate_scores(probs, labels_arr, self.classes, loss=loss,
+        probs, labels = result.score_matrix()
+        return evaluate_scores(probs, labels, self.classes, loss=log_loss(probs, labels),
                                seconds=time.perf_counter() - started)
 
     # -- export -------------------------------------------------------------------------------
