@@ -161,7 +161,7 @@ def test_float32_matches_pytorch(name, zoo_model):
 INT8_AGREEMENT_FLOOR = {"efficientnet_lite0": 652, "efficientnet_lite1": 651, "efficientnet_lite2": 667,
                         "mobilenet_v2": 632}
 #: Of the 20 labelled photos, right at top-1 and at top-5 in the float32 file.
-FLOAT32_TOP1_FLOOR = {"efficientnet_lite0": 18, "efficientnet_lite1": 16, "efficientnet_lite2": 18,
+FLOAT32_TOP1_FLOOR = {"efficientnet_lite0": 17, "efficientnet_lite1": 16, "efficientnet_lite2": 18,
                       "mobilenet_v2": 16}
 FLOAT32_TOP5_FLOOR = {"efficientnet_lite0": 19, "efficientnet_lite1": 20, "efficientnet_lite2": 20,
                       "mobilenet_v2": 20}
