@@ -66,3 +66,7 @@ class LabelsError(LiteclsError, ValueError):
 
 class DatasetError(LiteclsError):
     """A data folder or CSV that cannot be used for training or evaluation."""
+
+
+class BulkError(LiteclsError):
+    """A bulk job's source or output that cannot be used, or a Ray cluster that cannot be reached."""

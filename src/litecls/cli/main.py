@@ -16,7 +16,15 @@ from litecls.extras import extra_for_module
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (sub-commands register themselves)."""
-    from litecls.cli import benchmark_cmd, classify_cmd, evaluate_cmd, models_cmd, serve_cmd, train_cmd
+    from litecls.cli import (
+        benchmark_cmd,
+        bulk_cmd,
+        classify_cmd,
+        evaluate_cmd,
+        models_cmd,
+        serve_cmd,
+        train_cmd,
+    )
 
     parser = argparse.ArgumentParser(prog="litecls", description=__doc__)
     parser.add_argument("--version", action="version", version=f"litecls {__version__}")
@@ -27,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.register(commands)
     benchmark_cmd.register(commands)
     serve_cmd.register(commands)
+    bulk_cmd.register(commands)
     return parser
 
 

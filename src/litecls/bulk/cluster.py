@@ -1,0 +1,77 @@
+"""Joining a Ray cluster, or starting a local one, with Ray's own output kept off the terminal.
+
+Without an address, Ray starts on this machine with all its cores; with one (``auto`` for the
+cluster this machine belongs to, ``ray://HOST:10001`` for Ray Client) the job runs there, and
+every node needs ``pip install 'litecls[ray]'``. Unless ``verbose``, Ray's start-up banner,
+its workers' log lines (``log_to_driver``), Ray Data's execution messages and progress bars
+stay out of the user's terminal; Ray still writes them to its session logs
+(``/tmp/ray/session_latest/logs``). What Ray's C++ core writes to the driver's stderr (e.g.
+the warning every Ray Data actor pool with restarts triggers, ray-project/ray#53727) is
+captured by ``litecls bulk`` itself (:func:`litecls.runtime.capture.fds_captured`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+from litecls.errors import BulkError
+from litecls.extras import require_extra
+
+
+def quiet_ray_data(verbose: bool) -> None:
+    """Ray Data's progress bars and console log lines only when ``verbose``."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = verbose
+    context.enable_operator_progress_bars = verbose
+    context.print_on_execution_start = verbose
+    context.verbose_stats_logs = False
+    level = logging.INFO if verbose else logging.ERROR
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, logging.FileHandler):  # the console, not Ray's session log file
+            handler.setLevel(level)
+
+
+def connect(address: str | None = None, verbose: bool = False, feature: str = "litecls bulk") -> str:
+    """Start or join Ray (once per process) and quieten it.
+
+    Args:
+        address: ``None`` for a local Ray on this machine's cores, ``auto``, a head's
+            ``HOST:PORT`` or ``ray://HOST:PORT`` (Ray Client).
+        verbose: let Ray's log lines and progress bars through.
+        feature: what needs Ray, for the missing-extra message.
+
+    Returns:
+        Where the job runs, for the user: "local Ray (N CPUs)" or the address.
+
+    Raises:
+        MissingExtraError: the ``ray`` extra is not installed.
+        BulkError: the cluster cannot be reached.
+    """
+    require_extra("ray", feature)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    if not verbose:
+        warnings.filterwarnings("ignore", module=r"ray(\.|$)")
+        os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if not ray.is_initialized():
+        quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR,
+                 "include_dashboard": False if address is None else None}
+        try:
+            if address is None:
+                ray.init(num_cpus=os.cpu_count() or 1, **quiet)
+            else:
+                ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise BulkError(f"cannot reach the Ray cluster at {address}: "
+                            f"{' '.join(str(exc).split())[:300]}") from None
+    quiet_ray_data(verbose)
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    where = "local Ray" if address is None else f"Ray cluster {address}"
+    return f"{where} ({nodes} node{'s' if nodes != 1 else ''}, {cpus} CPUs)"

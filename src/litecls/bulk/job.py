@@ -1,0 +1,78 @@
+"""A bulk job from start to end: list the inputs, skip the done ones, run the pipeline, write, report."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from litecls.bulk.adapters import TaskAdapter
+from litecls.bulk.pipeline import PipelineSettings, result_schema, run_pipeline
+from litecls.bulk.sources import list_inputs
+from litecls.bulk.writer import PartWriter, done_keys
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """What a run did: inputs found, skipped as done before, rows written (errors among them), time."""
+
+    inputs: int
+    skipped: int
+    written: int
+    errors: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        """Rows written per second of pipeline time."""
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_job(source: str, output: str | os.PathLike, adapter: TaskAdapter,
+            settings: PipelineSettings | None = None, path_column: str = "path",
+            part_rows: int = 1000, progress: TextIO | None = sys.stderr) -> JobSummary:
+    """Run ``adapter``'s task on every input of ``source`` not yet in ``output`` (Ray must be up).
+
+    Args:
+        source: a folder, glob, list file or table (see :func:`litecls.bulk.sources.list_inputs`).
+        output: the output folder of Parquet parts.
+        adapter: the task (classify, embed) with its options.
+        settings: batch sizes and pool size (default :class:`PipelineSettings`).
+        path_column: the path column of a Parquet/CSV source.
+        part_rows: rows per Parquet part at most.
+        progress: where the progress line goes (``None``: nowhere).
+
+    Returns:
+        The summary.
+
+    Raises:
+        BulkError: the source or the output cannot be used.
+        ModelFileError: the model cannot be loaded, or fails to run.
+    """
+    from litecls.evaluation.progress import ProgressBar
+
+    settings = settings or PipelineSettings()
+    items = list_inputs(source, path_column)
+    task = adapter.load()  # here first: a bad model fails before any Ray work starts
+    try:
+        preparation, schema = adapter.preparation(task), result_schema(adapter, task)
+    finally:
+        task.close()
+    writer = PartWriter(output, schema, adapter.settings(), part_rows=part_rows)
+    done = done_keys(writer.output)
+    todo = [item for item in items if item.key not in done]
+    started, errors = time.perf_counter(), 0
+    bar = ProgressBar("files", progress) if progress is not None else None
+    if todo:
+        for table in run_pipeline(todo, adapter, preparation, schema, settings):
+            kept = writer.add(table)
+            errors += kept.num_rows - kept.column("error").null_count
+            if bar is not None:
+                bar.update(writer.accepted, len(todo), f"{errors} errors")
+    writer.close()
+    if bar is not None:
+        bar.close()
+    return JobSummary(len(items), len(items) - len(todo), writer.written, errors,
+                      time.perf_counter() - started)
