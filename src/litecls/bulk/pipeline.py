@@ -29,7 +29,7 @@ KEY_COLUMNS = ("path", "size", "mtime_ns")
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """How the work is cut: rows per decoding task and per actor call, images per invoke, actors.
+    """How the work is cut: rows per block and per call of a task or actor, images per invoke, actors.
 
     ``actors``: interpreters in the pool (``None``: one per two CPUs of the cluster, at least one).
     ``threads``: LiteRT threads per interpreter. ``decode_cpus`` and ``actor_cpus``: the CPU share
@@ -37,6 +37,7 @@ class PipelineSettings:
     on a small machine, as threads do in ``classify_many``).
     """
 
+    block_rows: int = 64
     decode_batch: int = 16
     actor_batch: int = 32
     invoke_batch: int = 8
@@ -148,8 +149,9 @@ def run_pipeline(items: list[Item], adapter: TaskAdapter, preparation: Preparati
                     schema=pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
                                       ("error", pa.string())]))
     actors = settings.actors or max(1, int(ray.cluster_resources().get("CPU", 2) // 2))
-    blocks = max(1, min(len(items) // settings.actor_batch, 200))
-    dataset = (ray.data.from_arrow(rows).repartition(blocks)
+    step = settings.block_rows
+    blocks = [rows.slice(start, step) for start in range(0, rows.num_rows, step)]
+    dataset = (ray.data.from_arrow(blocks)
                .map_batches(decode_batch, fn_kwargs={"preparation": preparation},
                             batch_size=settings.decode_batch, batch_format="numpy",
                             num_cpus=settings.decode_cpus)
