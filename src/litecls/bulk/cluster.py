@@ -64,7 +64,8 @@ def connect(address: str | None = None, verbose: bool = False, feature: str = "l
                  "include_dashboard": False if address is None else None}
         try:
             if address is None:
-                ray.init(num_cpus=os.cpu_count() or 1, **quiet)
+                # "local": a new Ray on this machine, even where a cluster runs (or RAY_ADDRESS says one).
+                ray.init(address="local", num_cpus=os.cpu_count() or 1, **quiet)
             else:
                 ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -6,11 +6,11 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from litecls.bulk.adapters import TaskAdapter
 from litecls.bulk.pipeline import PipelineSettings, result_schema, run_pipeline
-from litecls.bulk.sources import list_inputs
+from litecls.bulk.sources import Item, list_inputs
 from litecls.bulk.writer import PartWriter, done_keys
 
 
@@ -28,6 +28,14 @@ class JobSummary:
     def images_per_second(self) -> float:
         """Rows written per second of pipeline time."""
         return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def error_rows(items: list[Item], schema: Any) -> Any:
+    """The rows of inputs that failed before reading (no such file, a folder): key and error only."""
+    import pyarrow as pa
+
+    return pa.Table.from_pylist([{"path": i.path, "size": i.size, "mtime_ns": i.mtime_ns, "error": i.error}
+                                 for i in items], schema=schema)
 
 
 def run_job(source: str, output: str | os.PathLike, adapter: TaskAdapter,
@@ -65,8 +73,12 @@ def run_job(source: str, output: str | os.PathLike, adapter: TaskAdapter,
     todo = [item for item in items if item.key not in done]
     started, errors = time.perf_counter(), 0
     bar = ProgressBar("files", progress) if progress is not None else None
-    if todo:
-        for table in run_pipeline(todo, adapter, preparation, schema, settings):
+    failed = [item for item in todo if item.error is not None]  # listed, but missing or a folder
+    if failed:
+        errors += writer.add(error_rows(failed, schema)).num_rows
+    readable = [item for item in todo if item.error is None]
+    if readable:
+        for table in run_pipeline(readable, adapter, preparation, schema, settings):
             kept = writer.add(table)
             errors += kept.num_rows - kept.column("error").null_count
             if bar is not None:

@@ -37,7 +37,7 @@ class PipelineSettings:
     on a small machine, as threads do in ``classify_many``).
     """
 
-    block_rows: int = 64
+    block_rows: int = 64  #: at most; a small job is cut into about 8 blocks
     decode_batch: int = 16
     actor_batch: int = 32
     invoke_batch: int = 8
@@ -67,6 +67,9 @@ def decode_batch(batch: dict[str, np.ndarray], preparation: Preparation) -> dict
             continue
         try:
             data = read_bytes(str(path))
+            if not data:  # worded as classify_many words an empty file
+                errors[i] = f"{path}: empty file"
+                continue
             tensors[i] = preprocess(data, spec, preparation.processing, preparation.limits)[0]
         except ImageError as exc:
             errors[i] = str(exc).replace("<bytes>", str(path), 1)
@@ -149,7 +152,8 @@ def run_pipeline(items: list[Item], adapter: TaskAdapter, preparation: Preparati
                     schema=pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
                                       ("error", pa.string())]))
     actors = settings.actors or max(1, int(ray.cluster_resources().get("CPU", 2) // 2))
-    step = settings.block_rows
+    # At least about 8 blocks, so that a small job still spreads over the pool and streams.
+    step = max(1, min(settings.block_rows, -(-len(items) // 8)))
     blocks = [rows.slice(start, step) for start in range(0, rows.num_rows, step)]
     dataset = (ray.data.from_arrow(blocks)
                .map_batches(decode_batch, fn_kwargs={"preparation": preparation},
