@@ -12,9 +12,13 @@ captured by ``litecls bulk`` itself (:func:`litecls.runtime.capture.fds_captured
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import warnings
+from collections.abc import Iterator
+from typing import TextIO
 
 from litecls.errors import BulkError
 from litecls.extras import require_extra
@@ -76,3 +80,34 @@ def connect(address: str | None = None, verbose: bool = False, feature: str = "l
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
     where = "local Ray" if address is None else f"Ray cluster {address}"
     return f"{where} ({nodes} node{'s' if nodes != 1 else ''}, {cpus} CPUs)"
+
+
+@contextlib.contextmanager
+def terminal_kept_quiet(verbose: bool) -> Iterator[TextIO]:
+    """A stream to the user's stderr; unless ``verbose``, descriptor 2 itself is captured meanwhile.
+
+    Ray's C++ core (and the processes of a local Ray, started meanwhile) write to descriptor 2
+    directly. What was captured is printed (its last 40 lines) only if the block fails.
+
+    Args:
+        verbose: capture nothing; the stream is ``sys.stderr``.
+
+    Yields:
+        The stream for the command's own lines (progress, summary).
+    """
+    if verbose:
+        yield sys.stderr
+        return
+    from litecls.runtime.capture import fds_captured
+
+    terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    captured: list[str] = []
+    try:
+        with fds_captured(2) as captured:
+            yield terminal
+    except BaseException:
+        for line in captured[-40:]:
+            print(line, file=terminal)
+        raise
+    finally:
+        terminal.close()

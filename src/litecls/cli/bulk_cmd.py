@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
-from typing import TextIO
 
 from litecls.cli.classify_cmd import _resolve_model
 
@@ -59,34 +55,9 @@ def _adapter(args: argparse.Namespace, model: str):
     return EmbedAdapter(ImageEmbedderOptions(model_path=model, num_threads=1))
 
 
-@contextlib.contextmanager
-def _terminal(verbose: bool) -> Iterator[TextIO]:
-    """A stream to the user's stderr; unless ``verbose``, descriptor 2 itself is captured meanwhile.
-
-    Ray's C++ core (and the processes of a local Ray, started meanwhile) write to descriptor 2
-    directly. What was captured is printed only if the job fails.
-    """
-    if verbose:
-        yield sys.stderr
-        return
-    from litecls.runtime.capture import fds_captured
-
-    terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
-    captured: list[str] = []
-    try:
-        with fds_captured(2) as captured:
-            yield terminal
-    except BaseException:
-        for line in captured[-40:]:
-            print(line, file=terminal)
-        raise
-    finally:
-        terminal.close()
-
-
 def cmd_bulk(args: argparse.Namespace) -> int:
     """Run the job; 0 when every input has its row (error rows included), 2 for a usage error."""
-    from litecls.bulk.cluster import connect
+    from litecls.bulk.cluster import connect, terminal_kept_quiet
     from litecls.bulk.job import run_job
     from litecls.bulk.pipeline import PipelineSettings
 
@@ -96,7 +67,7 @@ def cmd_bulk(args: argparse.Namespace) -> int:
             print(f"litecls: error: --{name.replace('_', '-')} must be at least 1, got {value}",
                   file=sys.stderr)
             return 2
-    with _terminal(args.verbose) as terminal:
+    with terminal_kept_quiet(args.verbose) as terminal:
         where = connect(args.address, args.verbose)
         adapter = _adapter(args, _resolve_model(args.model, args.cache_dir))
         print(f"{_stamp()} bulk {args.task} on {where}: {args.source} -> {args.output}", file=terminal)
