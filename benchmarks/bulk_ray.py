@@ -35,19 +35,49 @@ from classify_throughput import build_folder, load
 from litecls.bulk.pipeline import PipelineSettings
 
 
-def bench_classify_many(model: str, paths: list[Path]) -> float:
+def tree_cpu_seconds() -> float:
+    """CPU seconds used so far by this process and all its descendants alive now (a local Ray's
+    raylet, GCS and workers, the simulated cluster's nodes): what other load on the machine
+    cannot blur, unlike wall time."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    mine, total = {os.getpid()}, 0.0
+    changed = True  # a parent may have a higher pid than its child: iterate to a fixed point
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in mine and pid not in mine:
+                mine.add(pid)
+                changed = True
+    for pid in mine:
+        total += cpu.get(pid, 0.0)
+    return total
+
+
+def bench_classify_many(model: str, paths: list[Path]) -> tuple[float, float]:
+    """``(images/s, CPU seconds per image)``."""
     from litecls.tasks import ImageClassifier, ImageClassifierOptions
 
     options = ImageClassifierOptions(model_path=model, max_results=5, num_threads=1)
     with ImageClassifier.create_from_options(options) as classifier:
-        started = time.perf_counter()
+        cpu, started = tree_cpu_seconds(), time.perf_counter()
         count = sum(1 for _ in classifier.classify_many([str(p) for p in paths], workers=2))
-        return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - started), (tree_cpu_seconds() - cpu) / count
 
 
 def bench_bulk(model: str, folder: Path, out: Path, address: str | None,
                settings: PipelineSettings) -> tuple[float, float]:
-    """``(images/s of the pipeline, seconds to start or join Ray)``."""
+    """``(images/s of the pipeline, CPU seconds per image, seconds to start or join Ray)``."""
     import ray
 
     from litecls.bulk.adapters import ClassifyAdapter
@@ -59,9 +89,11 @@ def bench_bulk(model: str, folder: Path, out: Path, address: str | None,
     connect(address)
     startup = time.perf_counter() - started
     adapter = ClassifyAdapter(ImageClassifierOptions(model_path=model, max_results=5, num_threads=1))
+    cpu = tree_cpu_seconds()
     summary = run_job(str(folder), out, adapter, settings, progress=None)
+    cpu = (tree_cpu_seconds() - cpu) / summary.written
     ray.shutdown()
-    return summary.images_per_second, startup
+    return summary.images_per_second, cpu, startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,15 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     settings = PipelineSettings(**{"actors": args.actors, **fields})
     print(f"pipeline: {settings}")
     rates: dict[str, float] = {}
+    cpus: dict[str, float] = {}
     if "many" not in skip:
-        rates["classify_many"] = bench_classify_many(model, paths)
-        print(f"  classify_many         {rates['classify_many']:7.1f} images/s  ({load()})", flush=True)
+        rates["classify_many"], cpus["classify_many"] = bench_classify_many(model, paths)
+        print(f"  classify_many         {rates['classify_many']:7.1f} images/s  "
+              f"{1000 * cpus['classify_many']:6.1f} ms CPU/image  ({load()})", flush=True)
     with tempfile.TemporaryDirectory(prefix="litecls-bulk-out-") as out:
         if "local" not in skip:
-            rate, startup = bench_bulk(model, folder, Path(out) / "local", None, settings)
-            rates["local Ray"] = rate
-            print(f"  bulk local Ray        {rate:7.1f} images/s  (Ray start {startup:.1f} s; {load()})",
-                  flush=True)
+            rate, cpu, startup = bench_bulk(model, folder, Path(out) / "local", None, settings)
+            rates["local Ray"], cpus["local Ray"] = rate, cpu
+            print(f"  bulk local Ray        {rate:7.1f} images/s  {1000 * cpu:6.1f} ms CPU/image  "
+                  f"(Ray start {startup:.1f} s; {load()})", flush=True)
         if "cluster" not in skip:
             from ray.cluster_utils import Cluster
 
@@ -111,17 +145,19 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(2):
                 cluster.add_node(num_cpus=1)
             try:
-                rate, startup = bench_bulk(model, folder, Path(out) / "cluster", cluster.address, settings)
+                rate, cpu, startup = bench_bulk(model, folder, Path(out) / "cluster", cluster.address,
+                                                settings)
             finally:
                 cluster.shutdown()
-            rates["3-node cluster"] = rate
-            print(f"  bulk 3-node cluster   {rate:7.1f} images/s  (join {startup:.1f} s; {load()})",
-                  flush=True)
+            rates["3-node cluster"], cpus["3-node cluster"] = rate, cpu
+            print(f"  bulk 3-node cluster   {rate:7.1f} images/s  {1000 * cpu:6.1f} ms CPU/image  "
+                  f"(join {startup:.1f} s; {load()})", flush=True)
     base = rates.get("classify_many")
     if base:
         for name in ("local Ray", "3-node cluster"):
             if name in rates:
-                print(f"  {name} / classify_many: {rates[name] / base:.0%}"
+                print(f"  {name} / classify_many: {rates[name] / base:.0%} of the images/s, "
+                      f"{cpus['classify_many'] / cpus[name]:.0%} of the images per CPU second"
                       f"{' (target >= 85%)' if name == 'local Ray' else ''}")
     print(f"finished; {load()}")
     return 0
