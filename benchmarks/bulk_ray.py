@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a .tflite file or zoo reference (default efficientnet_lite0:int8)")
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "litecls-bulk-photos")
     parser.add_argument("--count", type=int, default=2000, help="number of JPEGs (default 2,000)")
-    parser.add_argument("--actors", type=int, help="interpreters in the pool (default: one per 2 CPUs)")
+    parser.add_argument("--actors", type=int, help="interpreters in the pool (default: one per 4 CPUs)")
     parser.add_argument("--settings", default="",
                         help="PipelineSettings fields to change, e.g. block_rows=32,actor_cpus=0.5")
     parser.add_argument("--skip", default="", help="comma-separated variants to skip: many,local,cluster")

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from litecls.errors import BulkError
+from litecls.evaluation.machine import usable_cores
 from litecls.extras import require_extra
 
 
@@ -69,7 +70,7 @@ def connect(address: str | None = None, verbose: bool = False, feature: str = "l
         try:
             if address is None:
                 # "local": a new Ray on this machine, even where a cluster runs (or RAY_ADDRESS says one).
-                ray.init(address="local", num_cpus=os.cpu_count() or 1, **quiet)
+                ray.init(address="local", num_cpus=usable_cores(), **quiet)
             else:
                 ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:

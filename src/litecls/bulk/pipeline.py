@@ -31,20 +31,20 @@ KEY_COLUMNS = ("path", "size", "mtime_ns")
 class PipelineSettings:
     """How the work is cut: rows per block and per call of a task or actor, images per invoke, actors.
 
-    ``actors``: interpreters in the pool (``None``: one per two CPUs of the cluster, at least one).
-    ``threads``: LiteRT threads per interpreter. ``decode_cpus`` and ``actor_cpus``: the CPU share
-    Ray reserves for each decoding task and each actor (fractions let decoding overlap inference
-    on a small machine, as threads do in ``classify_many``).
+    ``actors``: interpreters in the pool (``None``: one per four CPUs of the cluster, at least
+    one: decoding a photo costs about four times its batched int8 invoke, docs/decisions.md).
+    ``decode_cpus`` and ``actor_cpus``: the CPU share Ray reserves for each decoding task and
+    each actor (fractions: on 2 cores, two decoding tasks and the interpreter run side by side,
+    as the threads of ``classify_many`` do).
     """
 
-    block_rows: int = 64  #: at most; a small job is cut into about 8 blocks
+    block_rows: int = 32  #: at most; a small job is cut into about 8 blocks
     decode_batch: int = 16
     actor_batch: int = 32
     invoke_batch: int = 8
     actors: int | None = None
-    threads: int = 1
-    decode_cpus: float = 0.5
-    actor_cpus: float = 1.0
+    decode_cpus: float = 0.75
+    actor_cpus: float = 0.5
 
 
 def decode_batch(batch: dict[str, np.ndarray], preparation: Preparation) -> dict[str, np.ndarray]:
@@ -151,7 +151,7 @@ def run_pipeline(items: list[Item], adapter: TaskAdapter, preparation: Preparati
                      "mtime_ns": [i.mtime_ns for i in items], "error": [i.error or "" for i in items]},
                     schema=pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
                                       ("error", pa.string())]))
-    actors = settings.actors or max(1, int(ray.cluster_resources().get("CPU", 2) // 2))
+    actors = settings.actors or max(1, int(ray.cluster_resources().get("CPU", 4) // 4))
     # At least about 8 blocks, so that a small job still spreads over the pool and streams.
     step = max(1, min(settings.block_rows, -(-len(items) // 8)))
     blocks = [rows.slice(start, step) for start in range(0, rows.num_rows, step)]
