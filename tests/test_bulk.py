@@ -211,3 +211,42 @@ def test_a_worker_killed_mid_run_leaves_one_row_per_input(cluster: str, many: Pa
     assert written < sum(1 for p in many.rglob("*") if p.is_file()), "the run was over before the kill"
     assert victims[0] not in _actor_pids()
     assert_same(rows(out), expected(model, many))
+
+
+def test_every_kind_of_source_lists_the_same_inputs(photos: Path, tmp_path: Path) -> None:
+    from litecls.bulk.sources import list_inputs
+    from litecls.errors import BulkError
+
+    names = sorted(p.name for p in photos.iterdir())
+    want = [str(photos / n) for n in names]
+    (tmp_path / "list.txt").write_text("# photos\n\n" + "".join(f"{photos / n}\n" for n in names))
+    pq.write_table(pa.table({"file": want}), tmp_path / "list.parquet")
+    (tmp_path / "photos").symlink_to(photos)
+    (tmp_path / "list.csv").write_text("label,path\n" + "".join(f"a,photos/{n}\n" for n in names))
+    for source, column in ((str(photos), "path"), (f"file://{photos}", "path"), (f"{photos}/*.*", "path"),
+                           (str(tmp_path / "list.txt"), "path"), (str(tmp_path / "list.parquet"), "file")):
+        items = list_inputs(source, column)
+        assert [i.path for i in items] == want, source
+        assert all(i.size == os.path.getsize(i.path) and i.error is None for i in items)
+    csv_items = list_inputs(str(tmp_path / "list.csv"))
+    assert [i.path for i in csv_items] == [str(tmp_path / "photos" / n) for n in names]
+    with pytest.raises(BulkError, match="no column 'path'"):
+        list_inputs(str(tmp_path / "list.parquet"))
+    with pytest.raises(BulkError, match="no such file or folder"):
+        list_inputs(str(tmp_path / "nothing"))
+
+
+def test_an_output_made_with_another_model_is_refused(tmp_path: Path) -> None:
+    from litecls.bulk.writer import PartWriter
+    from litecls.errors import BulkError
+
+    schema = pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
+                        ("error", pa.string())])
+    writer = PartWriter(tmp_path / "out", schema, {"task": "classify", "model_sha256": "a"}, part_rows=2)
+    rows_in = pa.table({"path": ["x", "y", "x"], "size": [1, 2, 1], "mtime_ns": [5, 6, 5],
+                        "error": ["e", "e", "e"]}, schema=schema)
+    assert writer.add(rows_in).num_rows == 2  # the second x is the same input
+    writer.close()
+    assert [r["path"] for r in rows(tmp_path / "out")] == ["x", "y"]
+    with pytest.raises(BulkError, match="model_sha256"):
+        PartWriter(tmp_path / "out", schema, {"task": "classify", "model_sha256": "b"})
