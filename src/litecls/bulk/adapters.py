@@ -9,7 +9,9 @@ copy), how to run a batch and what columns the results fill.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,33 +30,6 @@ class Preparation:
     limits: ImageLimits | None
 
 
-def with_model_bytes(options: Any) -> Any:
-    """``options`` with the model file's bytes in ``base_options``, so actors on any node can load it.
-
-    A path on the driver's disk (or a zoo file in its cache) does not exist on the other nodes of
-    a cluster; the bytes travel with the options instead.
-
-    Args:
-        options: task options with ``model_path`` (a file) or ``base_options``.
-
-    Returns:
-        A copy whose ``base_options.model_asset_buffer`` holds the model.
-
-    Raises:
-        ModelFileError: the model file cannot be read.
-    """
-    from litecls.runtime.interpreter import read_model_bytes
-    from litecls.tasks import BaseOptions
-
-    base = options.base_options
-    source = options.model_path if options.model_path is not None else (
-        base.model_asset_path if base.model_asset_path is not None else base.model_asset_buffer)
-    data, _name = read_model_bytes(source)
-    delegate = base.delegate if base is not None else None
-    return replace(options, model_path=None,
-                   base_options=BaseOptions(model_asset_buffer=bytes(data), delegate=delegate))
-
-
 class TaskAdapter:
     """A task for the bulk pipeline; subclasses set :attr:`kind` and the four task hooks."""
 
@@ -62,7 +37,42 @@ class TaskAdapter:
     kind = ""
 
     def __init__(self, options: Any) -> None:
-        self.options = with_model_bytes(options)
+        """Take the task's options, with the model file's bytes in place of its path.
+
+        A path on the driver's disk (or a zoo file in its cache) does not exist on the other
+        nodes of a cluster; the bytes travel with the options (``base_options.model_asset_buffer``),
+        and so do the labels of a labels file.
+
+        Args:
+            options: the task's options with ``model_path`` (a file or zoo name) or ``base_options``.
+
+        Raises:
+            ModelFileError: the model cannot be found or read.
+        """
+        from litecls.runtime.interpreter import read_model_bytes
+        from litecls.tasks import BaseOptions
+
+        base = options.base_options
+        if options.model_path is not None:
+            source: Any = self.model_file(options.model_path, options.cache_dir)
+        else:
+            source = base.model_asset_path if base.model_asset_path is not None else base.model_asset_buffer
+            if base.model_asset_path is not None:
+                source = self.model_file(base.model_asset_path, options.cache_dir)
+        data, _name = read_model_bytes(source)
+        delegate = base.delegate if base is not None else None
+        changes: dict[str, Any] = {"model_path": None, "base_options": BaseOptions(
+            model_asset_buffer=bytes(data), delegate=delegate)}
+        labels = getattr(options, "labels", None)
+        if isinstance(labels, (str, os.PathLike)):
+            from litecls.tasks import load_labels
+
+            changes["labels"] = load_labels(labels)
+        self.options = replace(options, **changes)
+
+    def model_file(self, ref: str | os.PathLike, cache_dir: str | os.PathLike | None) -> Path:
+        """The .tflite file of a path or zoo reference (a zoo model is built on first use)."""
+        raise NotImplementedError
 
     @property
     def model_sha256(self) -> str:
@@ -98,6 +108,11 @@ class ClassifyAdapter(TaskAdapter):
     """``bulk classify``: top-k indices, names and scores and the ambiguous flag of the first head."""
 
     kind = "classify"
+
+    def model_file(self, ref: str | os.PathLike, cache_dir: str | os.PathLike | None) -> Path:
+        from litecls.tasks import resolve_model
+
+        return resolve_model(ref, cache_dir)[0]
 
     def load(self) -> Any:
         from litecls.tasks import ImageClassifier
@@ -135,6 +150,11 @@ class EmbedAdapter(TaskAdapter):
     """``bulk embed``: one float32 vector per image, as a fixed-size list column ``embedding``."""
 
     kind = "embed"
+
+    def model_file(self, ref: str | os.PathLike, cache_dir: str | os.PathLike | None) -> Path:
+        from litecls.tasks.model_source import resolve_model  # type: ignore[import-not-found]
+
+        return resolve_model(ref, cache_dir, task="embedding")[0]
 
     def load(self) -> Any:
         from litecls.tasks import ImageEmbedder  # type: ignore[attr-defined]

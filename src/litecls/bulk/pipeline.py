@@ -117,8 +117,7 @@ class InferenceActor:
         columns = {name: batch[name] for name in KEY_COLUMNS}
         columns.update(self.adapter.columns(outputs))
         columns["error"] = [e or None for e in errors]
-        return pa.Table.from_pydict({name: list(columns[name]) if name != "mtime_ns" else columns[name]
-                                     for name in self.schema.names}, schema=self.schema)
+        return pa.Table.from_pydict({name: columns[name] for name in self.schema.names}, schema=self.schema)
 
 
 def result_schema(adapter: TaskAdapter, task: Any) -> Any:

@@ -49,10 +49,10 @@ def _adapter(args: argparse.Namespace, model: str):
         from litecls.tasks import ImageClassifierOptions
 
         return ClassifyAdapter(ImageClassifierOptions(model_path=model, max_results=args.max_results,
-                                                      num_threads=1))
+                                                      num_threads=1, cache_dir=args.cache_dir))
     from litecls.tasks import ImageEmbedderOptions  # type: ignore[attr-defined]
 
-    return EmbedAdapter(ImageEmbedderOptions(model_path=model, num_threads=1))
+    return EmbedAdapter(ImageEmbedderOptions(model_path=model, num_threads=1, cache_dir=args.cache_dir))
 
 
 def cmd_bulk(args: argparse.Namespace) -> int:
@@ -69,7 +69,8 @@ def cmd_bulk(args: argparse.Namespace) -> int:
             return 2
     with terminal_kept_quiet(args.verbose) as terminal:
         where = connect(args.address, args.verbose)
-        adapter = _adapter(args, _resolve_model(args.model, args.cache_dir))
+        model = _resolve_model(args.model, args.cache_dir) if args.task == "classify" else args.model
+        adapter = _adapter(args, model)
         print(f"{_stamp()} bulk {args.task} on {where}: {args.source} -> {args.output}", file=terminal)
         settings = PipelineSettings(invoke_batch=args.batch_size, actors=args.actors)
         summary = run_job(args.source, args.output, adapter, settings, path_column=args.path_column,
