@@ -164,9 +164,7 @@ class EmbedAdapter(TaskAdapter):
     def fields(self, task: Any) -> list:
         import pyarrow as pa
 
-        size = int(self.infer(task, np.zeros((1, *task.signature.input.shape[1:]),
-                                             task.signature.input.dtype)).shape[1])
-        return [pa.field("embedding", pa.list_(pa.float32(), size))]
+        return [pa.field("embedding", pa.list_(pa.float32(), int(task.dimension)))]
 
     def infer(self, task: Any, batch: np.ndarray) -> Any:
         return task.embed_tensors(batch)
