@@ -67,10 +67,10 @@ def cmd_bulk(args: argparse.Namespace) -> int:
             print(f"litecls: error: --{name.replace('_', '-')} must be at least 1, got {value}",
                   file=sys.stderr)
             return 2
+    model = _resolve_model(args.model, args.cache_dir) if args.task == "classify" else args.model
+    adapter = _adapter(args, model)  # a missing or unreadable model fails here, before Ray starts
     with terminal_kept_quiet(args.verbose) as terminal:
         where = connect(args.address, args.verbose)
-        model = _resolve_model(args.model, args.cache_dir) if args.task == "classify" else args.model
-        adapter = _adapter(args, model)
         print(f"{_stamp()} bulk {args.task} on {where}: {args.source} -> {args.output}", file=terminal)
         settings = PipelineSettings(invoke_batch=args.batch_size, actors=args.actors)
         summary = run_job(args.source, args.output, adapter, settings, path_column=args.path_column,
