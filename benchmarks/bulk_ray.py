@@ -82,13 +82,14 @@ def bench_bulk(model: str, folder: Path, out: Path, address: str | None,
 
     from litecls.bulk.adapters import ClassifyAdapter
     from litecls.bulk.cluster import connect
-    from litecls.bulk.job import run_job
+    from litecls.bulk.job import check_model, run_job
     from litecls.tasks import ImageClassifierOptions
 
+    adapter = ClassifyAdapter(ImageClassifierOptions(model_path=model, max_results=5, num_threads=1))
+    check_model(adapter)
     started = time.perf_counter()
     connect(address)
     startup = time.perf_counter() - started
-    adapter = ClassifyAdapter(ImageClassifierOptions(model_path=model, max_results=5, num_threads=1))
     cpu = tree_cpu_seconds()
     summary = run_job(str(folder), out, adapter, settings, progress=None)
     cpu = (tree_cpu_seconds() - cpu) / summary.written

@@ -38,10 +38,24 @@ def error_rows(items: list[Item], schema: Any) -> Any:
                                  for i in items], schema=schema)
 
 
+def check_model(adapter: TaskAdapter) -> None:
+    """Load the model once in this process, before Ray starts: its trial run forks safely here.
+
+    The actors skip that trial (:data:`litecls.bulk.pipeline.NO_FORK_ENV`); after this, the
+    driver's own load in :func:`run_job` finds the bytes trusted and does not fork either.
+
+    Raises:
+        ModelFileError: the model cannot be loaded or crashes LiteRT.
+    """
+    adapter.load().close()
+
+
 def run_job(source: str, output: str | os.PathLike, adapter: TaskAdapter,
             settings: PipelineSettings | None = None, path_column: str = "path",
             part_rows: int = 1000, progress: TextIO | None = sys.stderr) -> JobSummary:
     """Run ``adapter``'s task on every input of ``source`` not yet in ``output`` (Ray must be up).
+
+    Call :func:`check_model` before starting Ray.
 
     Args:
         source: a folder, glob, list file or table (see :func:`litecls.bulk.sources.list_inputs`).

@@ -25,6 +25,11 @@ from litecls.processing.preprocess import preprocess
 
 #: Columns that identify an input (the resume key) and report its error.
 KEY_COLUMNS = ("path", "size", "mtime_ns")
+#: The environment of Ray worker processes that load models: no trial run in a forked child.
+#: Forking a Ray worker (gRPC and absl threads) can abort the child in absl's fork handlers
+#: ("Mutex corrupt"), which would read as a model that crashes LiteRT; the driver runs the trial
+#: for the same bytes before Ray starts (:func:`litecls.bulk.job.check_model`).
+NO_FORK_ENV = {"env_vars": {"LITECLS_TRIAL_IN_CHILD": "0"}}
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ def run_pipeline(items: list[Item], adapter: TaskAdapter, preparation: Preparati
                .map_batches(InferenceActor, fn_constructor_args=([ray.put(adapter)], schema,
                                                                  settings.invoke_batch),
                             batch_size=settings.actor_batch, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=settings.actor_cpus))
+                            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=settings.actor_cpus,
+                            runtime_env=NO_FORK_ENV))
     yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
 

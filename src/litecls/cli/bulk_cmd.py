@@ -58,7 +58,7 @@ def _adapter(args: argparse.Namespace, model: str):
 def cmd_bulk(args: argparse.Namespace) -> int:
     """Run the job; 0 when every input has its row (error rows included), 2 for a usage error."""
     from litecls.bulk.cluster import connect, terminal_kept_quiet
-    from litecls.bulk.job import run_job
+    from litecls.bulk.job import check_model, run_job
     from litecls.bulk.pipeline import PipelineSettings
 
     for name in ("actors", "batch_size", "part_rows"):
@@ -69,6 +69,7 @@ def cmd_bulk(args: argparse.Namespace) -> int:
             return 2
     model = _resolve_model(args.model, args.cache_dir) if args.task == "classify" else args.model
     adapter = _adapter(args, model)  # a missing or unreadable model fails here, before Ray starts
+    check_model(adapter)
     with terminal_kept_quiet(args.verbose) as terminal:
         where = connect(args.address, args.verbose)
         print(f"{_stamp()} bulk {args.task} on {where}: {args.source} -> {args.output}", file=terminal)

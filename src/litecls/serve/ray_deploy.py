@@ -66,8 +66,11 @@ def build_application(settings: ServeSettings, replicas: int = 1,
     """
     from ray import serve
 
+    from litecls.bulk.pipeline import NO_FORK_ENV
+
+    # No trial run in a forked replica (see NO_FORK_ENV): run_on_ray tries the offered files first.
     options: dict[str, Any] = {"name": APP_NAME, "max_ongoing_requests": settings.max_queue,
-                               "ray_actor_options": {"num_cpus": 1}}
+                               "ray_actor_options": {"num_cpus": 1, "runtime_env": NO_FORK_ENV}}
     if autoscale is not None:
         options["autoscaling_config"] = {"min_replicas": autoscale[0], "max_replicas": autoscale[1],
                                          "initial_replicas": autoscale[0],
@@ -76,6 +79,23 @@ def build_application(settings: ServeSettings, replicas: int = 1,
         options["num_replicas"] = replicas
     ingress = serve.ingress()(LiteclsIngress)
     return serve.deployment(**options)(ingress).bind(settings)
+
+
+def try_model_files(settings: ServeSettings) -> None:
+    """Load each model file offered at start-up once here, before Ray starts (the replicas do not
+    fork to try them); zoo models carry a checksum and need no trial.
+
+    Raises:
+        ModelFileError: a file is not a model LiteRT can run.
+    """
+    from pathlib import Path
+
+    from litecls.runtime.interpreter import read_model_bytes, trial_in_child
+
+    for ref in settings.models:
+        if Path(ref).is_file():
+            data, name = read_model_bytes(ref)
+            trial_in_child(data, name)
 
 
 def free_port(host: str) -> int:
@@ -106,6 +126,7 @@ def run_on_ray(settings: ServeSettings, replicas: int = 1, autoscale: tuple[int,
     """
     from litecls.bulk.cluster import connect, terminal_kept_quiet
 
+    try_model_files(settings)
     port = settings.port or free_port(settings.host)
     stop = threading.Event()
     with terminal_kept_quiet(verbose) as terminal:
