@@ -40,7 +40,8 @@ def quiet_ray_data(verbose: bool) -> None:
             handler.setLevel(level)
 
 
-def connect(address: str | None = None, verbose: bool = False, feature: str = "litecls bulk") -> str:
+def connect(address: str | None = None, verbose: bool = False, feature: str = "litecls bulk",
+            client_ok: bool = False) -> str:
     """Start or join Ray (once per process) and quieten it.
 
     Args:
@@ -48,6 +49,9 @@ def connect(address: str | None = None, verbose: bool = False, feature: str = "l
             ``HOST:PORT`` or ``ray://HOST:PORT`` (Ray Client).
         verbose: let Ray's log lines and progress bars through.
         feature: what needs Ray, for the missing-extra message.
+        client_ok: accept a ``ray://`` address (Ray Client). Ray Data does not run over Ray
+            Client (in Ray 2.60 its executor needs the driver's core worker), so ``litecls
+            bulk`` refuses one with a way that works.
 
     Returns:
         Where the job runs, for the user: "local Ray (N CPUs)" or the address.
@@ -57,6 +61,10 @@ def connect(address: str | None = None, verbose: bool = False, feature: str = "l
         BulkError: the cluster cannot be reached.
     """
     require_extra("ray", feature)
+    if address is not None and address.startswith("ray://") and not client_ok:
+        raise BulkError(f"{feature} cannot run over Ray Client ({address}): Ray Data needs its driver on "
+                        f"a node of the cluster. Run it there with --address auto, or submit it: "
+                        f"ray job submit --address http://HEAD:8265 -- litecls bulk ... --address auto")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if not verbose:
         warnings.filterwarnings("ignore", module=r"ray(\.|$)")

@@ -16,8 +16,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="output folder of Parquet parts; a rerun skips the inputs already in it")
     p.add_argument("--model", "-m", default="efficientnet_lite0",
                    help="a .tflite file or a zoo model NAME[:PRECISION] (default: efficientnet_lite0, int8)")
-    p.add_argument("--address", metavar="auto|HOST:PORT|ray://HOST:PORT",
-                   help="run on this Ray cluster (default: start a local Ray on this machine's cores)")
+    p.add_argument("--address", metavar="auto|HOST:PORT",
+                   help="run on this Ray cluster, from one of its nodes (default: start a local Ray on this "
+                        "machine's cores); Ray Data does not run over Ray Client (ray://)")
     p.add_argument("--path-column", default="path", help="the path column of a Parquet/CSV SOURCE")
     p.add_argument("--actors", type=int, help="interpreters in the pool (default: one per 4 CPUs)")
     p.add_argument("--batch-size", type=int, default=8, help="images per invoke (default 8)")

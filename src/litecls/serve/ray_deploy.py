@@ -130,7 +130,7 @@ def run_on_ray(settings: ServeSettings, replicas: int = 1, autoscale: tuple[int,
     port = settings.port or free_port(settings.host)
     stop = threading.Event()
     with terminal_kept_quiet(verbose) as terminal:
-        where = connect(address, verbose, feature="litecls serve --ray")
+        where = connect(address, verbose, feature="litecls serve --ray", client_ok=True)
         # After ray.init, which installs its own fatal-signal handlers: SIGTERM is a clean stop here.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
