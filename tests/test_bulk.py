@@ -250,3 +250,12 @@ def test_an_output_made_with_another_model_is_refused(tmp_path: Path) -> None:
     assert [r["path"] for r in rows(tmp_path / "out")] == ["x", "y"]
     with pytest.raises(BulkError, match="model_sha256"):
         PartWriter(tmp_path / "out", schema, {"task": "classify", "model_sha256": "b"})
+
+
+def test_ray_client_addresses_are_refused_with_a_way_that_works(photos: Path, model: Path,
+                                                                tmp_path: Path) -> None:
+    run = bulk("classify", str(photos), "--output", str(tmp_path / "out"), "--model", str(model),
+               "--address", "ray://127.0.0.1:1")
+    _out, err = run.communicate(timeout=120)
+    assert run.returncode == 2 and "ray job submit" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
