@@ -171,3 +171,6 @@ class EmbedAdapter(TaskAdapter):
 
     def columns(self, outputs: list) -> dict[str, list]:
         return {"embedding": [None if v is None else np.asarray(v, np.float32) for v in outputs]}
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "l2_normalize": bool(self.options.l2_normalize)}

@@ -39,6 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     classify.set_defaults(func=cmd_bulk)
     embed = tasks.add_parser("embed", help="an embedding vector of every image into Parquet")
     _add_common(embed)
+    embed.add_argument("--l2-normalize", action="store_true", help="divide each vector by its L2 norm")
     embed.set_defaults(func=cmd_bulk)
 
 
@@ -53,7 +54,8 @@ def _adapter(args: argparse.Namespace, model: str):
                                                       num_threads=1, cache_dir=args.cache_dir))
     from litecls.tasks import ImageEmbedderOptions  # type: ignore[attr-defined]
 
-    return EmbedAdapter(ImageEmbedderOptions(model_path=model, num_threads=1, cache_dir=args.cache_dir))
+    return EmbedAdapter(ImageEmbedderOptions(model_path=model, num_threads=1, cache_dir=args.cache_dir,
+                                             l2_normalize=args.l2_normalize or None))
 
 
 def cmd_bulk(args: argparse.Namespace) -> int:
