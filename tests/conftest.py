@@ -28,7 +28,7 @@ _CACHE_ROOT = Path(os.environ.get("LITECLS_TEST_CACHE", REPO / ".cache" / "test-
 TEST_CACHE = (Path(os.environ["LITECLS_TEST_MODELS"]) if os.environ.get("LITECLS_TEST_MODELS")
               else _CACHE_ROOT / source_hash())
 NEEDS = ("core", "zoo", "train", "serve", "browser", "ray")
-ZOO_FIXTURES = {"zoo_model", "zoo_cache"}
+ZOO_FIXTURES = {"zoo_model", "zoo_cache", "zoo_embedding"}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -88,5 +88,16 @@ def zoo_model(zoo_cache: Path) -> Callable[[str, str], Path]:
 
     def get(name: str, precision: str = "float32") -> Path:
         return build(name, precision, cache=zoo_cache)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def zoo_embedding(zoo_cache: Path) -> Callable[[str, str], Path]:
+    """``zoo_embedding(name, precision)`` -> path of that zoo model's embedding file, built on first use."""
+    from litecls.models.zoo import build_embedding
+
+    def get(name: str, precision: str = "float32") -> Path:
+        return build_embedding(name, precision, cache=zoo_cache)
 
     return get

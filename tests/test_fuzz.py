@@ -35,7 +35,7 @@ from litecls.metadata import strip_metadata
 from litecls.models.zoo import build
 from litecls.processing.image import ImageLimits, open_image, prepare_image, to_mode
 from litecls.runtime.integrity import read_sidecar, sha256_hex, sidecar_path, write_sidecar
-from litecls.tasks import ImageClassifier, ImageClassifierOptions
+from litecls.tasks import ImageClassifier, ImageClassifierOptions, ImageEmbedder
 
 pytestmark = pytest.mark.zoo
 
@@ -182,7 +182,7 @@ def test_a_feature_extractor_without_labels_is_refused_with_a_pointer_to_the_emb
         tmp_path: Path, zoo_model, capsys) -> None:
     path = tmp_path / "features.tflite"
     path.write_bytes(_edited(zoo_model("efficientnet_lite0", "float32"), _pooled_features))
-    with pytest.raises(ModelFileError, match=r"feature extractor.*1280 outputs.*issue 16"):
+    with pytest.raises(ModelFileError, match=r"feature extractor.*1280 outputs.*ImageEmbedder"):
         ImageClassifier.create_from_model_path(path)
     # models info describes it, and says why ImageClassifier would not take it.
     from litecls.cli.main import main
@@ -191,6 +191,9 @@ def test_a_feature_extractor_without_labels_is_refused_with_a_pointer_to_the_emb
     out = capsys.readouterr().out
     assert f"file: {path}" in out and "output tensor: " in out and "[1, 1280] float32" in out
     assert "image classifier: no: this looks like a feature extractor" in out
+    # What the message points to takes it: a 1280-value embedding.
+    with ImageEmbedder.create_from_model_path(str(path)) as embedder:
+        assert embedder.dimension == 1280
     # Labels say it is a classifier after all: accepted, and the probabilities sum to 1.
     options = ImageClassifierOptions(model_path=path, labels=[f"f{i}" for i in range(1280)], max_results=-1)
     with ImageClassifier.create_from_options(options) as classifier:

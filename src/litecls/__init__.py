@@ -25,6 +25,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ImageClassifier": "litecls.tasks",
     "ImageClassifierOptions": "litecls.tasks",
+    "ImageEmbedder": "litecls.tasks",
+    "ImageEmbedderOptions": "litecls.tasks",
     "Category": "litecls.tasks",
     "ClassificationResult": "litecls.tasks",
     "ImageFolder": "litecls.training",
@@ -32,12 +34,19 @@ _EXPORTS = {
     "build_model": "litecls.models.zoo",
 }
 
-__all__ = ["Category", "ClassificationResult", "ImageClassifier", "ImageClassifierOptions", "ImageFolder",
-           "__version__", "build_model", "train"]
+__all__ = ["Category", "ClassificationResult", "ImageClassifier", "ImageClassifierOptions", "ImageEmbedder",
+           "ImageEmbedderOptions", "ImageFolder", "__version__", "build_model", "train"]
 
 if TYPE_CHECKING:
     from litecls.models.zoo import build as build_model
-    from litecls.tasks import Category, ClassificationResult, ImageClassifier, ImageClassifierOptions
+    from litecls.tasks import (
+        Category,
+        ClassificationResult,
+        ImageClassifier,
+        ImageClassifierOptions,
+        ImageEmbedder,
+        ImageEmbedderOptions,
+    )
     from litecls.training import ImageFolder, train
 
 

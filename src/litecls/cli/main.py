@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         benchmark_cmd,
         bulk_cmd,
         classify_cmd,
+        embed_cmd,
         evaluate_cmd,
         models_cmd,
         serve_cmd,
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     models_cmd.register(commands)
     classify_cmd.register(commands)
+    embed_cmd.register(commands)
     train_cmd.register(commands)
     evaluate_cmd.register(commands)
     benchmark_cmd.register(commands)

@@ -23,6 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.add_argument("names", nargs="+", metavar="NAME", help="model name(s), or 'all'")
     build.add_argument("--precision", "-p", default="int8", choices=[*PRECISIONS, "all"])
     build.add_argument("--cache-dir", help="where to write (default: $LITECLS_CACHE or XDG cache)")
+    build.add_argument("--task", default="classifier", choices=("classifier", "embedding", "all"),
+                       help="the classifier, its image embedder (NAME-embedding-PRECISION.tflite), or both")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     build.add_argument("--verbose", "-v", action="store_true",
                        help="also show what the converters and the quantizer print")
@@ -97,14 +99,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     """Build the requested models and print their paths."""
     from litecls.models import list_models
-    from litecls.models.zoo import build
+    from litecls.models.zoo import build, build_embedding
 
     names = list_models() if args.names == ["all"] else args.names
     precisions = list(PRECISIONS) if args.precision == "all" else [args.precision]
+    builders = {"classifier": [build], "embedding": [build_embedding], "all": [build, build_embedding]}
     for name in names:
         for precision in precisions:
-            path = build(name, precision, args.cache_dir, force=args.force, progress=_progress)
-            print(path)
+            for builder in builders[args.task]:
+                print(builder(name, precision, args.cache_dir, force=args.force, progress=_progress))
     return 0
 
 

@@ -128,6 +128,8 @@ def read_metadata(model: bytes | str | os.PathLike) -> ModelMetadata | None:
         meta.labels, meta.display_names = first.labels, first.display_names
         meta.head_name, meta.score_threshold = first.name, first.score_threshold
         meta.score_calibration = first.score_calibration
+    # What litecls's writer (and MediaPipe's embedder models) call a feature-vector output.
+    meta.embedding = len(meta.heads) == 1 and meta.head_name == "embedding" and not meta.labels
     if len(meta.heads) == 1:
         meta.heads = []
     for assoc in (md.associatedFiles or []):

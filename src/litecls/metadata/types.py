@@ -60,6 +60,9 @@ class ModelMetadata:
     ``heads``: for a model with several score outputs only, one
     :class:`OutputHead` per output in output order (then ``labels``,
     ``display_names``, ``head_name`` and ``score_threshold`` are the first's).
+    ``embedding``: the output is a feature vector (an image embedder's), not
+    scores; it is written as MediaPipe's ``add_feature_output`` does, named
+    "embedding", without labels or value range.
     ``associated_files``: names of the files packed in the model.
     ``missing_files``: files the metadata names but the model does not carry.
     """
@@ -79,6 +82,7 @@ class ModelMetadata:
     score_threshold: float | None = None
     score_calibration: ScoreCalibration | None = None
     heads: list[OutputHead] = field(default_factory=list)
+    embedding: bool = False
     min_parser_version: str = ""
     associated_files: list[str] = field(default_factory=list)
     missing_files: list[str] = field(default_factory=list)

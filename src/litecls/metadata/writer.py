@@ -117,6 +117,16 @@ def _output_metadata(head: OutputHead, tensor_type: int,
     return tensor, files
 
 
+def _embedding_metadata() -> mfb.TensorMetadataT:
+    """A feature-vector output: name, description and FeatureProperties, no range or labels."""
+    tensor = mfb.TensorMetadataT()
+    tensor.name, tensor.description = "embedding", "Embedding vector of the input image."
+    tensor.content = mfb.ContentT()
+    tensor.content.contentPropertiesType = mfb.ContentProperties.FeatureProperties
+    tensor.content.contentProperties = mfb.FeaturePropertiesT()
+    return tensor
+
+
 def metadata_flatbuffer(meta: ModelMetadata, input_type: int,
                         output_type: int | list[int]) -> tuple[bytes, dict[str, bytes]]:
     """The metadata flatbuffer for ``meta`` and the files to pack with it.
@@ -150,6 +160,9 @@ def metadata_flatbuffer(meta: ModelMetadata, input_type: int,
                          f"{len(output_types)} output(s)")
     files: dict[str, bytes] = {}
     graph.outputTensorMetadata = []
+    if meta.embedding:
+        heads, output_types = [], []
+        graph.outputTensorMetadata = [_embedding_metadata()]
     for i, (head, tensor_type) in enumerate(zip(heads, output_types, strict=True)):
         # The first head's label files keep the usual names; later heads' are prefixed with theirs.
         output, head_files = _output_metadata(head, tensor_type, "" if i == 0 else f"{head.name or i}_")

@@ -46,9 +46,24 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(xdg) / "litecls" / "models"
 
 
-def model_filename(name: str, precision: str) -> str:
-    """File name of a zoo model at a precision: ``NAME-PRECISION.tflite``."""
-    return f"{get_config(name).name}-{precision}.tflite"
+#: Version of the embedding files' metadata (on top of their classifier's version, which they follow).
+EMBEDDING_VERSION = "1"
+
+#: What a zoo file holds: the classifier, or its feature vector (:mod:`litecls.export.embedding`).
+TASKS = ("classifier", "embedding")
+
+
+def model_filename(name: str, precision: str, task: str = "classifier") -> str:
+    """File name of a zoo file: ``NAME-PRECISION.tflite``, or ``NAME-embedding-PRECISION.tflite``."""
+    middle = "-embedding" if task == "embedding" else ""
+    return f"{get_config(name).name}{middle}-{precision}.tflite"
+
+
+def file_version(precision: str, task: str = "classifier") -> str:
+    """The metadata version a current zoo file of ``precision`` (and ``task``) carries."""
+    if task == "embedding":
+        return f"{FILE_VERSIONS[precision]}-embedding{EMBEDDING_VERSION}"
+    return FILE_VERSIONS[precision]
 
 
 def parse_model_ref(ref: str) -> tuple[str, str]:
@@ -156,17 +171,19 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def cached_file(name: str, precision: str, cache: str | os.PathLike | None = None) -> Path:
+def cached_file(name: str, precision: str, cache: str | os.PathLike | None = None,
+                task: str = "classifier") -> Path:
     """Where zoo model ``name`` at ``precision`` lives in the cache (whether built or not)."""
-    return cache_dir(cache) / model_filename(name, precision)
+    return cache_dir(cache) / model_filename(name, precision, task)
 
 
-def built_path(name: str, precision: str, cache: str | os.PathLike | None = None) -> Path | None:
+def built_path(name: str, precision: str, cache: str | os.PathLike | None = None,
+               task: str = "classifier") -> Path | None:
     """Path of an already built, current zoo file, or ``None``."""
     from litecls.runtime.integrity import read_sidecar, sha256_hex
 
-    path = cached_file(name, precision, cache)
-    if not (path.is_file() and _is_current(path, precision)):
+    path = cached_file(name, precision, cache, task)
+    if not (path.is_file() and _is_current(path, file_version(precision, task))):
         return None
     expected = read_sidecar(path)
     try:
@@ -175,12 +192,12 @@ def built_path(name: str, precision: str, cache: str | os.PathLike | None = None
         return None
 
 
-def _is_current(path: Path, precision: str) -> bool:
-    """Whether a cached file was built by this litecls's export (its metadata version)."""
+def _is_current(path: Path, version: str) -> bool:
+    """Whether a cached file was built by this litecls's export (its metadata ``version``)."""
     from litecls.metadata import read_metadata
 
     try:
-        return read_metadata(path).version == FILE_VERSIONS[precision]
+        return read_metadata(path).version == version
     except Exception:  # unreadable, damaged or foreign file: rebuild rather than serve it
         return False
 
@@ -222,12 +239,8 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
         raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     folder = _writable_dir(cache_dir(cache))
     target = folder / model_filename(config.name, precision)
-    if target.is_file() and not force:
-        if not _is_current(target, precision):
-            say(f"{config.name}: {target.name} was built by an older litecls (or is damaged); "
-                f"rebuilding")
-        elif _is_intact(target, say):
-            return target
+    if _reusable(target, file_version(precision), force, say):
+        return target
 
     from litecls.extras import require_extra
 
@@ -267,10 +280,63 @@ def build(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLik
            "dynamic": " (GPTQ weight rounding)"}.get(precision, "")
     say(f"{config.name}: {step} to {precision}{how}")
     data = export_tflite(model, spec, precision, calibration=calibration, float_model=base)
+    return _store(target, data, say, started)
+
+
+def _reusable(target: Path, version: str, force: bool, say: Progress) -> bool:
+    """Whether cached ``target`` can be served as it is (current, and matching its sidecar)."""
+    if not target.is_file() or force:
+        return False
+    if not _is_current(target, version):
+        say(f"{target.name} was built by an older litecls (or is damaged); rebuilding")
+        return False
+    return _is_intact(target, say)
+
+
+def _store(target: Path, data: bytes, say: Progress, started: float) -> Path:
+    """Write a built file atomically with its SHA-256 sidecar; say so."""
     from litecls.runtime.integrity import write_sidecar
 
     atomic_write(target, data)
     write_sidecar(target, data)
-    say(f"{config.name}: wrote {target} ({len(data) / 1e6:.1f} MB, "
-        f"{time.perf_counter() - started:.0f} s)")
+    say(f"wrote {target} ({len(data) / 1e6:.1f} MB, {time.perf_counter() - started:.0f} s)")
     return target
+
+
+def build_embedding(name: str, precision: str = DEFAULT_PRECISION, cache: str | os.PathLike | None = None,
+                    force: bool = False, progress: Progress | None = None) -> Path:
+    """Build (or reuse) the image embedder of zoo model ``name`` at ``precision``; return the .tflite path.
+
+    The embedder is the classifier file cut before its classifier layer
+    (:func:`litecls.export.embedding.embedder_from_classifier`): one float32
+    ``[1, 1280]`` output, the globally pooled features; the same input
+    convention as the classifier. The classifier is built first if missing.
+
+    Args:
+        name: a zoo model name.
+        precision: one of :data:`litecls.models.registry.PRECISIONS`.
+        cache: the cache folder (default :func:`cache_dir`).
+        force: rebuild the embedder even when cached (the classifier is reused).
+        progress: receives one line per step.
+
+    Returns:
+        The path of ``NAME-embedding-PRECISION.tflite``.
+
+    Raises:
+        ExportError: an unknown precision, or a classifier that cannot be cut.
+        CacheDirError: the cache folder is not writable.
+    """
+    say = progress or (lambda _msg: None)
+    config = get_config(name)
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    target = _writable_dir(cache_dir(cache)) / model_filename(config.name, precision, "embedding")
+    version = file_version(precision, "embedding")
+    if _reusable(target, version, force, say):
+        return target
+    classifier = build(config.name, precision, cache, progress=progress)
+    from litecls.export.embedding import embedder_from_classifier
+
+    started = time.perf_counter()
+    say(f"{config.name}: cutting the {precision} classifier before its classifier layer")
+    return _store(target, embedder_from_classifier(classifier.read_bytes(), version), say, started)

@@ -468,5 +468,5 @@ def check_scores(interpreter: Interpreter, signature: ClassifierSignature, name:
         raise ModelFileError(
             f"{name}: this looks like a feature extractor, not a classifier: its {out.num_classes} "
             f"outputs are all >= 0 but do not sum to 1 (not probabilities), and there are no labels; "
-            f"an image embedder for such models is planned (see issue 16); if it really is a "
-            f"classifier, pass its labels")
+            f"embed images with it instead (litecls.tasks.ImageEmbedder, litecls embed); if it really "
+            f"is a classifier, pass its labels")

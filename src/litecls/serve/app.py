@@ -15,7 +15,7 @@ from litecls import __version__
 from litecls.serve.errors import BodyLimitMiddleware, install_handlers
 from litecls.serve.metrics import MetricsMiddleware, ServeMetrics
 from litecls.serve.registry import ModelRegistry
-from litecls.serve.routers import classify, health, models, web
+from litecls.serve.routers import classify, embed, health, models, web
 from litecls.serve.settings import ServeSettings
 
 
@@ -48,6 +48,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         finally:
             app.state.stopping = True
             await registry.aclose()
+            if getattr(app.state, "embedders", None) is not None:  # made by the embed router on first use
+                await asyncio.to_thread(app.state.embedders.close)
             await asyncio.to_thread(app.state.pool.shutdown, True)
 
     # FastAPIOffline: /docs and /redoc with Swagger UI and ReDoc served from a package, not a CDN.
@@ -64,6 +66,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(classify.router)
+    app.include_router(embed.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)

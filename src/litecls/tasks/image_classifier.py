@@ -28,40 +28,18 @@ Where the settings come from, in order of precedence:
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
-import time
-import weakref
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
+from typing import ClassVar
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
-from litecls.errors import (
-    DelegateError,
-    ExportError,
-    ImageError,
-    LabelsError,
-    MetadataError,
-    ModelFileError,
-    ModelNotFoundError,
-    UnknownModelError,
-)
-from litecls.metadata import PROCESSING_FILE, ModelMetadata, ScoreCalibration, read_metadata
-from litecls.models.registry import ModelConfig, get_config, list_models
-from litecls.processing.config import (
-    ProcessingConfig,
-    check_resize_settings,
-    default_normalization,
-    resolve_processing,
-)
-from litecls.processing.image import ImageInput, image_error
+from litecls.errors import LabelsError, MetadataError
+from litecls.metadata import ScoreCalibration
+from litecls.models.registry import ModelConfig
+from litecls.processing.image import ImageInput
 from litecls.processing.postprocess import (
     calibrate,
     category_mask,
@@ -70,26 +48,20 @@ from litecls.processing.postprocess import (
     to_probabilities,
     top_k,
 )
-from litecls.processing.preprocess import preprocess
 from litecls.processing.region import ImageProcessingOptions
-from litecls.runtime.interpreter import (
-    ClassifierSignature,
-    ScoresOutputSpec,
-    check_scores,
-    describe_classifier,
-    interpreter_from_bytes,
-    read_model_bytes,
-)
+from litecls.runtime.interpreter import ScoresOutputSpec, check_scores
+from litecls.tasks.base_vision_task import BaseVisionTask
 from litecls.tasks.classification_result import Category, ClassificationResult, Classifications
 from litecls.tasks.image_classifier_options import (
     DEFAULT_LOCALE,
     DEFAULT_MAX_RESULTS,
-    BaseOptions,
     ImageClassifierOptions,
     RunningMode,
 )
+from litecls.tasks.live_stream import LiveStreamStats
+from litecls.tasks.model_source import check_delegate, resolve_model
 
-_log = logging.getLogger(__name__)
+__all__ = ["ImageClassifier", "LiveStreamStats", "check_delegate", "load_labels", "resolve_model"]
 
 
 def load_labels(source: Sequence[str] | str | os.PathLike) -> list[str]:
@@ -115,53 +87,6 @@ def load_labels(source: Sequence[str] | str | os.PathLike) -> list[str]:
     return labels
 
 
-def resolve_model(model_path: str | os.PathLike,
-                  cache_dir: str | os.PathLike | None = None) -> tuple[Path, ModelConfig | None]:
-    """``(file, zoo config or None)`` for a model file or a zoo reference like ``"mobilenet_v2:float32"``.
-
-    A name that is not an existing file, has no directory part and no
-    ``.tflite`` suffix is looked up in the zoo and built on first use.
-    """
-    text = os.fspath(model_path)
-    path = Path(text)
-    looks_like_ref = ("/" not in text and os.sep not in text and not text.endswith(".tflite")
-                      and not path.exists())
-    if not looks_like_ref:
-        return path, None
-    from litecls.models.zoo import build, parse_model_ref
-
-    try:
-        name, precision = parse_model_ref(text)
-    except UnknownModelError:
-        raise ModelNotFoundError(f"{text}: no such model file, and not a zoo model "
-                             f"(zoo models: {', '.join(list_models())})") from None
-    except ExportError as exc:
-        raise ModelFileError(f"{text}: {exc}") from None
-    return build(name, precision, cache=cache_dir), get_config(name)
-
-
-def check_delegate(delegate: BaseOptions.Delegate | None) -> None:
-    """Raise :class:`DelegateError` for an accelerator the ``ai-edge-litert`` Interpreter does not have.
-
-    CPU (and DEFAULT/``None``): LiteRT's CPU kernels, with XNNPACK applied by
-    LiteRT itself. GPU: the wheel has no GPU delegate for its Interpreter
-    (it ships a WebGPU accelerator only for its ``CompiledModel`` API).
-
-    Args:
-        delegate: the requested accelerator.
-
-    Raises:
-        DelegateError: GPU, or a value that is not a delegate.
-    """
-    if delegate is None or delegate in (BaseOptions.Delegate.DEFAULT, BaseOptions.Delegate.CPU):
-        return
-    if delegate == BaseOptions.Delegate.GPU:
-        raise DelegateError("BaseOptions.Delegate.GPU is not available: the ai-edge-litert Interpreter has "
-                            "no GPU delegate (its wheel ships LiteRT's CPU kernels with XNNPACK); use "
-                            "Delegate.CPU")
-    raise DelegateError(f"unknown delegate {delegate!r}; use BaseOptions.Delegate.CPU")
-
-
 @dataclass(frozen=True)
 class _Head:
     """One output head, ready to rank: its tensor, names, filter and default threshold."""
@@ -175,21 +100,8 @@ class _Head:
     calibration: ScoreCalibration | None = None
 
 
-@dataclass
-class LiveStreamStats:
-    """What happened to the frames given to :meth:`ImageClassifier.classify_async`."""
 
-    submitted: int = 0
-    classified: int = 0
-    dropped: int = 0
-    failed: int = 0
-
-
-_MODE_METHODS = {RunningMode.IMAGE: "classify", RunningMode.VIDEO: "classify_for_video",
-                 RunningMode.LIVE_STREAM: "classify_async"}
-
-
-class ImageClassifier:
+class ImageClassifier(BaseVisionTask):
     """Classify images with a TFLite model. Create with :meth:`create_from_model_path` or
     :meth:`create_from_options`; use as a context manager or call :meth:`close`.
 
@@ -202,39 +114,23 @@ class ImageClassifier:
 
     #: Names in a category allowlist/denylist that match no label raise (litecls) or are ignored (MediaPipe).
     _strict_category_names = True
+    _mode_methods: ClassVar[dict[RunningMode, str]] = {
+        RunningMode.IMAGE: "classify", RunningMode.VIDEO: "classify_for_video",
+        RunningMode.LIVE_STREAM: "classify_async"}
 
     def __init__(self, options: ImageClassifierOptions, _data: bytes, _name: str,
                  _zoo: ModelConfig | None) -> None:
         """Use :meth:`create_from_options`; this loads and checks an already read model."""
-        options.validate()
-        self._options = options
-        self._name = _name
-        self._lock = threading.Lock()
-        check_delegate(options.base_options.delegate if options.base_options else None)
-        self._interpreter = interpreter_from_bytes(_data, _name, options.num_threads)
-        self._signature: ClassifierSignature = describe_classifier(self._interpreter, _name)
-        self._metadata = self._read_metadata(_data, _name, options)
-        mean, std = options.mean, options.std
-        if not options.normalize_quantized_input and self._signature.input.quantized:
-            mean, std = default_normalization(self._signature.input)  # raw pixels, as MediaPipe feeds them
-        try:
-            self._processing = resolve_processing(
-                self._signature.input, self._metadata, _zoo, mean=mean, std=std,
-                crop_pct=options.crop_pct, interpolation=options.interpolation,
-                resize_policy=options.resize_policy)
-        except ValueError as exc:
-            raise ValueError(f"{_name}: {exc}") from None
+        super().__init__(options, _data, _name, _zoo)
+
+    def _setup_outputs(self) -> None:
+        """Each head's labels, filter and threshold; probes refuse NaN outputs and unlabelled extractors."""
         self._heads = [self._head(i, spec) for i, spec in enumerate(self._signature.outputs)]
-        # Probe runs: NaN outputs, and a feature extractor without labels, are refused here.
-        check_scores(self._interpreter, self._signature, _name,
+        assert self._interpreter is not None
+        check_scores(self._interpreter, self._signature, self._name,
                      labelled=bool(self._heads[0].labels or self._heads[0].display_names))
+        options = self._options
         self._max_results = DEFAULT_MAX_RESULTS if options.max_results is None else options.max_results
-        # Output quantization step: quantized probabilities do not sum to exactly 1.
-        self._mode = options.running_mode
-        self._last_timestamp: int | None = None
-        self._live: _LiveStream | None = None
-        if self._mode == RunningMode.LIVE_STREAM:
-            self._live = _LiveStream(self, options.result_callback)  # type: ignore[arg-type]
 
     def _head(self, i: int, spec: ScoresOutputSpec) -> _Head:
         """Labels, display names, filter and threshold of output ``i``, checked against its size."""
@@ -291,45 +187,6 @@ class ImageClassifier:
                 return None
         return category_mask(labels, allow, deny, names)
 
-    def _read_metadata(self, data: bytes, name: str, options: ImageClassifierOptions) -> ModelMetadata | None:
-        """The model's metadata; without it only where nothing it would give is needed.
-
-        Corrupt metadata, or a label file it names but the model lacks, is an
-        error unless the options give what it would have given: labels, and
-        mean/std for a float input (wrong normalisation gives wrong answers
-        silently). A missing processing file falls back to the defaults.
-        """
-        try:
-            meta = read_metadata(data)
-        except MetadataError as exc:
-            float_input = self._signature.input.dtype == np.float32
-            needed = ["labels"] if options.labels is None else []
-            if float_input and (options.mean is None or options.std is None):
-                needed.append("mean and std")
-            if needed:
-                raise MetadataError(f"{name}: {exc}; give {' and '.join(needed)} in the options "
-                                    "to use the model without its metadata") from None
-            _log.warning("%s: %s; using the options instead of the metadata", name, exc)
-            return None
-        if meta is not None and meta.processing is not None:
-            try:
-                check_resize_settings(meta.processing)
-            except ValueError as exc:
-                _log.warning("%s: ignoring the resize settings in its metadata: %s", name, exc)
-                meta.processing = None
-        if meta is None or not meta.missing_files:
-            return meta
-        missing = ", ".join(meta.missing_files)
-        labels_missing = any(f != PROCESSING_FILE for f in meta.missing_files)
-        if labels_missing and options.labels is None:
-            raise MetadataError(f"{name}: the metadata names {missing} but the model does not carry "
-                                "(damaged or stripped file?); give labels in the options to use it anyway")
-        _log.warning("%s: the metadata names %s but the model does not carry; using %s", name, missing,
-                     "the options' labels" if labels_missing else "default resizing")
-        return meta
-
-    # -- creation ---------------------------------------------------------------------------
-
     @classmethod
     def create_from_model_path(cls, model_path: str | os.PathLike) -> ImageClassifier:
         """A classifier in IMAGE mode with default options.
@@ -362,40 +219,9 @@ class ImageClassifier:
             DelegateError: (a ``RuntimeError``) an accelerator LiteRT does not offer here.
             ValueError: an invalid option.
         """
-        options.validate()
-        base = options.base_options
-        if base is not None:
-            check_delegate(base.delegate)
-        if options.model_path is not None or (base is not None and base.model_asset_path is not None):
-            source = options.model_path if options.model_path is not None else base.model_asset_path  # type: ignore[union-attr]
-            path, zoo = resolve_model(source, options.cache_dir)  # type: ignore[arg-type]
-            data, name = read_model_bytes(path)
-        else:
-            data, name = read_model_bytes(base.model_asset_buffer)  # type: ignore[union-attr, arg-type]
-            zoo = None
-        return cls(options, data, name, zoo)
+        return cls._create(options)
 
     # -- description --------------------------------------------------------------------------
-
-    @property
-    def options(self) -> ImageClassifierOptions:
-        """The options the classifier was created with."""
-        return self._options
-
-    @property
-    def running_mode(self) -> RunningMode:
-        """The mode the classifier was created in."""
-        return self._mode
-
-    @property
-    def signature(self) -> ClassifierSignature:
-        """The model's input and output tensors."""
-        return self._signature
-
-    @property
-    def metadata(self) -> ModelMetadata | None:
-        """The model's TFLite metadata, or ``None`` when it has none."""
-        return self._metadata
 
     @property
     def labels(self) -> list[str] | None:
@@ -412,32 +238,6 @@ class ImageClassifier:
         """The output heads' names from the metadata, in output order."""
         return [head.name for head in self._heads]
 
-    @property
-    def processing(self) -> ProcessingConfig:
-        """How images become this model's input (resolved once, at creation)."""
-        return self._processing
-
-    @property
-    def normalization(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(mean, std)`` in pixel units, as applied before quantizing the input."""
-        return np.asarray(self._processing.mean, np.float32), np.asarray(self._processing.std, np.float32)
-
-    @property
-    def resize(self) -> tuple[str, float, str]:
-        """``(policy, crop_pct, interpolation)`` used to bring images to the input size."""
-        p = self._processing
-        return p.resize_policy, p.crop_pct, p.interpolation
-
-    @property
-    def live_stream_stats(self) -> LiveStreamStats | None:
-        """Frames submitted, classified, dropped and failed in LIVE_STREAM mode (``None`` in other modes)."""
-        return self._live.stats if self._live is not None else None
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has run."""
-        return self._interpreter is None
-
     def __repr__(self) -> str:
         spec = self._signature.input
         classes = ", ".join(str(h.spec.num_classes) for h in self._heads)
@@ -445,45 +245,6 @@ class ImageClassifier:
                 f"classes={classes}, mode={self._mode.name}{', closed' if self.closed else ''})")
 
     # -- classification -------------------------------------------------------------------------
-
-    def preprocess(self, image: ImageInput,
-                   image_processing_options: ImageProcessingOptions | None = None) -> np.ndarray:
-        """The model's input tensor for ``image``.
-
-        Args:
-            image: a path, bytes, PIL image, uint8 array or MediaPipe-style ``Image``.
-            image_processing_options: region of interest and rotation, applied before resizing.
-
-        Returns:
-            The ``[1, H, W, C]`` tensor.
-
-        Raises:
-            ImageError: for whatever opening, decoding, orienting, converting, cutting or resizing
-                the image raises (including ``MemoryError``, Pillow's own exceptions and a region
-                that does not fit the image: ImageError is a ValueError), naming the image and
-                the cause, so one bad image never stops a batch.
-        """
-        image = _as_input(image)
-        try:
-            return preprocess(image, self._signature.input, self._processing, self._options.image_limits,
-                              image_processing_options)
-        except ImageError:
-            raise
-        except Exception as exc:
-            raise image_error(image, exc) from None
-
-    def _check_mode(self, wanted: RunningMode) -> None:
-        if self._mode != wanted:
-            raise ValueError(f"Task is not initialized with the {_mode_words(wanted)} mode. Current running "
-                             f"mode: {_mode_words(self._mode)} mode; use {_MODE_METHODS[self._mode]}()")
-
-    def _check_timestamp(self, timestamp_ms: int) -> None:
-        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)):
-            raise ValueError(f"timestamp_ms must be an integer (milliseconds), got {timestamp_ms!r}")
-        if self._last_timestamp is not None and timestamp_ms <= self._last_timestamp:
-            raise ValueError(f"Input timestamp must be monotonically increasing: got {timestamp_ms} ms "
-                             f"after {self._last_timestamp} ms")
-        self._last_timestamp = int(timestamp_ms)
 
     def classify(self, image: ImageInput,
                  image_processing_options: ImageProcessingOptions | None = None) -> ClassificationResult:
@@ -501,9 +262,7 @@ class ImageClassifier:
             ImageError: an unreadable image.
             ValueError: another running mode, or a region that does not fit.
         """
-        self._check_mode(RunningMode.IMAGE)
-        self._check_open()
-        return self.classify_tensor(self.preprocess(image, image_processing_options))
+        return self._process_image(image, image_processing_options)
 
     def classify_for_video(self, image: ImageInput, timestamp_ms: int,
                            image_processing_options: ImageProcessingOptions | None = None
@@ -523,12 +282,7 @@ class ImageClassifier:
             ValueError: another running mode, a timestamp not after the
                 previous one, or a region that does not fit.
         """
-        self._check_mode(RunningMode.VIDEO)
-        self._check_open()
-        with self._lock:
-            self._check_timestamp(timestamp_ms)
-        tensor = self.preprocess(image, image_processing_options)
-        return self._run([tensor], int(timestamp_ms))
+        return self._process_video(image, timestamp_ms, image_processing_options)
 
     def classify_async(self, image: ImageInput, timestamp_ms: int,
                        image_processing_options: ImageProcessingOptions | None = None) -> None:
@@ -549,35 +303,16 @@ class ImageClassifier:
             ValueError: another running mode, a timestamp not after the
                 previous one, or invalid processing options.
         """
-        self._check_mode(RunningMode.LIVE_STREAM)
-        self._check_open()
-        if image_processing_options is not None:
-            image_processing_options.validate()
-        assert self._live is not None
-        self._live.submit(image, timestamp_ms, image_processing_options)
+        self._process_async(image, timestamp_ms, image_processing_options)
 
     def classify_tensor(self, tensor: np.ndarray) -> ClassificationResult:
         """Run an input tensor made by :meth:`preprocess` and rank its categories (IMAGE mode)."""
         self._check_mode(RunningMode.IMAGE)
         return self._run([tensor], 0)
 
-    def _run(self, tensors: list[np.ndarray], timestamp_ms: int) -> ClassificationResult:
-        with self._lock:
-            raws, elapsed_ms = self._invoke(self._check_open(), tensors[0])
-        return self._rank(raws, elapsed_ms, timestamp_ms)
-
-    def _invoke(self, interpreter: Interpreter, tensor: np.ndarray) -> tuple[list[np.ndarray], float]:
-        """Every head's raw output for ``tensor`` and the invoke's milliseconds (caller holds the lock)."""
-        started = time.perf_counter()
-        interpreter.set_tensor(self._signature.input.index, tensor)
-        try:
-            interpreter.invoke()
-            raws = [interpreter.get_tensor(head.spec.index) for head in self._heads]
-        except (RuntimeError, ValueError) as exc:  # the model failing stops the run, plainly
-            raise ModelFileError(f"{self._name}: the model failed to run: {exc}") from None
-        return raws, (time.perf_counter() - started) * 1000
-
-    def _rank(self, raws: list[np.ndarray], inference_ms: float, timestamp_ms: int) -> ClassificationResult:
+    def _postprocess(self, raws: list[np.ndarray], inference_ms: float,
+                     timestamp_ms: int) -> ClassificationResult:
+        """Rank every head's categories for one image."""
         opts, limit = self._options, self._max_results
         classifications, ambiguous, softmaxed = [], False, False
         for i, (head, raw) in enumerate(zip(self._heads, raws, strict=True)):
@@ -616,71 +351,7 @@ class ImageClassifier:
         the stream goes on. At most ``2 * workers`` images are read ahead, so
         a long (or endless) iterable is fine.
         """
-        self._check_mode(RunningMode.IMAGE)
-        self._check_open()
-        if not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
-
-        def prepare(image: ImageInput) -> np.ndarray | ImageError:
-            try:
-                return self.preprocess(image)
-            except ImageError as exc:
-                return exc
-            except Exception as exc:  # preprocess wraps everything; this guards the guard
-                return image_error(image, exc)
-
-        pending: deque[tuple[ImageInput, Future]] = deque()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="litecls-preprocess") as pool:
-            try:
-                for image in images:
-                    pending.append((image, pool.submit(prepare, image)))
-                    if len(pending) > 2 * workers:
-                        yield self._finish(*pending.popleft())
-                while pending:
-                    yield self._finish(*pending.popleft())
-            finally:
-                # The consumer stopped early: do not decode images nobody will see.
-                for _image, future in pending:
-                    future.cancel()
-
-    def _finish(self, image: ImageInput,
-                future: Future) -> tuple[ImageInput, ClassificationResult | Exception]:
-        prepared = future.result()
-        if isinstance(prepared, Exception):
-            return image, prepared
-        return image, self.classify_tensor(prepared)
-
-    # -- lifetime -------------------------------------------------------------------------------
-
-    def _check_open(self) -> Interpreter:
-        interpreter = self._interpreter
-        if interpreter is None:
-            raise RuntimeError("this ImageClassifier is closed; create a new one")
-        return interpreter
-
-    def close(self) -> None:
-        """Release the interpreter; later calls raise ``RuntimeError``.
-
-        In LIVE_STREAM mode this first waits for the frame being classified
-        and its callback (a frame still waiting is dropped), so it returns
-        within about one inference time.
-        """
-        if self._live is not None:
-            self._live.close()
-        with self._lock:
-            self._interpreter = None
-
-    def __del__(self) -> None:
-        live = getattr(self, "_live", None)
-        if live is not None:  # dropped without close(): end the LIVE_STREAM worker
-            live.close()
-
-    def __enter__(self) -> ImageClassifier:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
+        return self._map_images(images, workers, self.classify_tensor)
 
     def classify_tensors(self, batch: np.ndarray) -> list[ClassificationResult]:
         """Run ``N`` stacked :meth:`preprocess` tensors (``[N, H, W, C]``) in one invoke.
@@ -700,107 +371,6 @@ class ImageClassifier:
         graph (about 0.1 s): keep one classifier per batch size, as ``litecls serve`` does.
         After a resize to ``N != 1``, :meth:`classify_tensor` no longer fits this classifier.
         """
-        if batch.ndim != 4 or any(len(head.spec.shape) != 2 for head in self._heads):
-            raise ValueError(f"classify_tensors needs a [N, H, W, C] batch and [1, classes] outputs; "
-                             f"got {list(batch.shape)} and {[list(h.spec.shape) for h in self._heads]}")
-        index = self._signature.input.index
-        with self._lock:
-            interpreter = self._check_open()
-            if tuple(interpreter.get_input_details()[0]["shape"]) != batch.shape:
-                interpreter.resize_tensor_input(index, list(batch.shape))
-                interpreter.allocate_tensors()
-            raws, elapsed_ms = self._invoke(interpreter, batch)
-        return [self._rank([raw[k] for raw in raws], elapsed_ms / len(batch), 0) for k in range(len(batch))]
-
-
-def _mode_words(mode: RunningMode) -> str:
-    return mode.name.lower().replace("_", " ")
-
-
-def _as_input(image: object) -> ImageInput:
-    """A MediaPipe-style ``Image`` (anything with ``numpy_view()``) as its array; other inputs as they are."""
-    if not isinstance(image, np.ndarray) and callable(getattr(image, "numpy_view", None)):
-        return np.asarray(image.numpy_view())  # type: ignore[union-attr]
-    return image  # type: ignore[return-value]
-
-
-class _LiveStream:
-    """LIVE_STREAM mode: one worker thread, one frame in flight, at most one waiting (the newest)."""
-
-    def __init__(self, classifier: ImageClassifier, callback: Callable) -> None:
-        # A weak reference: a classifier dropped without close() is collected; its __del__ ends the worker.
-        self._classifier = weakref.ref(classifier)
-        self._callback = callback
-        self._cond = threading.Condition()
-        self._current: tuple | None = None  # handed to the worker
-        self._waiting: tuple | None = None  # arrived while busy; replaced by a newer frame
-        self._busy = False
-        self._closing = False
-        self.stats = LiveStreamStats()
-        self._thread = threading.Thread(target=self._work, name="litecls-live-stream", daemon=True)
-        self._thread.start()
-
-    def submit(self, image: ImageInput, timestamp_ms: int, region: ImageProcessingOptions | None) -> None:
-        kept = image.copy() if isinstance(image, np.ndarray) else image  # the caller may reuse its buffer
-        with self._cond:
-            if self._closing:
-                raise RuntimeError("this ImageClassifier is closed; create a new one")
-            classifier = self._classifier()
-            if classifier is None:
-                raise RuntimeError("this ImageClassifier is closed; create a new one")
-            classifier._check_timestamp(timestamp_ms)
-            self.stats.submitted += 1
-            frame = (image, kept, int(timestamp_ms), region)
-            if not self._busy:
-                self._busy, self._current = True, frame
-                self._cond.notify()
-            else:
-                if self._waiting is not None:
-                    self.stats.dropped += 1
-                self._waiting = frame
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while self._current is None and not self._closing:
-                    self._cond.wait()
-                if self._current is None:
-                    return
-                frame = self._current
-            original, kept, timestamp_ms, region = frame
-            classifier = self._classifier()
-            try:
-                if classifier is None:
-                    raise RuntimeError("the classifier was garbage-collected")
-                result = classifier._run([classifier.preprocess(kept, region)], timestamp_ms)
-            except Exception as exc:  # a bad frame must not stop the stream
-                _log.error("live stream frame at %d ms not classified: %s", timestamp_ms, exc)
-                result = None
-            del classifier  # hold no reference while idle
-            if result is not None:
-                try:
-                    self._callback(result, original, timestamp_ms)
-                except Exception:
-                    _log.exception("result_callback raised for the frame at %d ms", timestamp_ms)
-            with self._cond:
-                if result is None:
-                    self.stats.failed += 1
-                else:
-                    self.stats.classified += 1
-                if self._waiting is not None and not self._closing:
-                    self._current, self._waiting = self._waiting, None
-                else:
-                    self._current, self._busy = None, False
-                    self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            if self._closing:
-                return
-            self._closing = True
-            if self._waiting is not None:
-                self.stats.dropped += 1
-                self._waiting = None
-            self._cond.notify_all()
-        if threading.current_thread() is not self._thread:  # close() from inside the callback
-            self._thread.join()
+        raws, elapsed_ms = self._invoke_batch(batch, "classify_tensors")
+        return [self._postprocess([raw[k] for raw in raws], elapsed_ms / len(batch), 0)
+                for k in range(len(batch))]

@@ -65,6 +65,49 @@ class BaseOptions:
     delegate: Delegate | None = None
 
 
+def validate_vision_options(options: Any) -> None:
+    """Check the settings every vision task's options share (model source, running mode, preprocessing).
+
+    Args:
+        options: an ImageClassifierOptions or ImageEmbedderOptions.
+
+    Raises:
+        ValueError: naming the first setting that cannot work.
+    """
+    base = options.base_options
+    has_base = base is not None and (base.model_asset_path is not None
+                                     or base.model_asset_buffer is not None)
+    if options.model_path is not None and base is not None:
+        raise ValueError("give the model as model_path or as base_options, not both")
+    if options.model_path is None and not has_base:
+        raise ValueError("no model: set model_path, or base_options with model_asset_path or "
+                         "model_asset_buffer")
+    if base is not None and base.model_asset_buffer is not None and not isinstance(
+            base.model_asset_buffer, (bytes, bytearray, memoryview)):
+        raise ValueError(f"model_asset_buffer must be bytes, "
+                         f"got {type(base.model_asset_buffer).__name__}")
+    if not isinstance(options.running_mode, RunningMode):
+        raise ValueError(f"running_mode must be a RunningMode, got {options.running_mode!r}")
+    if options.running_mode == RunningMode.LIVE_STREAM:
+        if options.result_callback is None:
+            raise ValueError("The vision task is in live stream mode, a user-defined result "
+                             "callback must be provided.")
+        if not callable(options.result_callback):
+            raise ValueError(f"result_callback must be callable, got {options.result_callback!r}")
+    elif options.result_callback is not None:
+        raise ValueError("The vision task is in image or video mode, a user-defined result "
+                         "callback should not be provided.")
+    threads = options.num_threads
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"num_threads must be a positive integer or None, got {threads!r}")
+    if options.resize_policy is not None and options.resize_policy not in RESIZE_POLICIES:
+        raise ValueError(f"resize_policy must be one of {RESIZE_POLICIES}, got {options.resize_policy!r}")
+    if options.crop_pct is not None and not 0.0 < options.crop_pct <= 1.0:
+        raise ValueError(f"crop_pct must be in (0, 1], got {options.crop_pct}")
+    if options.interpolation is not None and options.interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {options.interpolation!r}")
+
+
 ResultCallback = Callable[[Any, Any, int], None]
 
 
@@ -127,29 +170,7 @@ class ImageClassifierOptions:
         Raises:
             ValueError: naming the first setting that cannot work.
         """
-        base = self.base_options
-        has_base = base is not None and (base.model_asset_path is not None
-                                         or base.model_asset_buffer is not None)
-        if self.model_path is not None and base is not None:
-            raise ValueError("give the model as model_path or as base_options, not both")
-        if self.model_path is None and not has_base:
-            raise ValueError("no model: set model_path, or base_options with model_asset_path or "
-                             "model_asset_buffer")
-        if base is not None and base.model_asset_buffer is not None and not isinstance(
-                base.model_asset_buffer, (bytes, bytearray, memoryview)):
-            raise ValueError(f"model_asset_buffer must be bytes, "
-                             f"got {type(base.model_asset_buffer).__name__}")
-        if not isinstance(self.running_mode, RunningMode):
-            raise ValueError(f"running_mode must be a RunningMode, got {self.running_mode!r}")
-        if self.running_mode == RunningMode.LIVE_STREAM:
-            if self.result_callback is None:
-                raise ValueError("The vision task is in live stream mode, a user-defined result "
-                                 "callback must be provided.")
-            if not callable(self.result_callback):
-                raise ValueError(f"result_callback must be callable, got {self.result_callback!r}")
-        elif self.result_callback is not None:
-            raise ValueError("The vision task is in image or video mode, a user-defined result "
-                             "callback should not be provided.")
+        validate_vision_options(self)
         if self.category_allowlist and self.category_denylist:
             raise ValueError("category_allowlist and category_denylist are mutually exclusive: set only one")
         for name in ("category_allowlist", "category_denylist"):
@@ -163,13 +184,5 @@ class ImageClassifierOptions:
                 isinstance(self.score_threshold, (int, float)) and not isinstance(self.score_threshold, bool)
                 and (self.raw_scores or 0.0 <= self.score_threshold <= 1.0)):
             raise ValueError(f"score_threshold must be between 0 and 1, got {self.score_threshold!r}")
-        if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
-            raise ValueError(f"num_threads must be a positive integer or None, got {self.num_threads!r}")
-        if self.resize_policy is not None and self.resize_policy not in RESIZE_POLICIES:
-            raise ValueError(f"resize_policy must be one of {RESIZE_POLICIES}, got {self.resize_policy!r}")
-        if self.crop_pct is not None and not 0.0 < self.crop_pct <= 1.0:
-            raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
-        if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         if not 0.0 <= self.ambiguity_min_score <= 1.0 or not 0.0 <= self.ambiguity_margin <= 1.0:
             raise ValueError("ambiguity_min_score and ambiguity_margin must be between 0 and 1")

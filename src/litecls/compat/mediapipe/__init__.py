@@ -1,4 +1,4 @@
-"""MediaPipe Tasks' image classification API on litecls, so MediaPipe's examples run with one changed import.
+"""MediaPipe Tasks' image classifier and embedder on litecls: its examples run with one changed import.
 
 ::
 
@@ -17,7 +17,8 @@ softmax or renormalisation), the whole image squashed to the input size
 (bilinear), unknown allowlist/denylist names ignored. What differs from
 MediaPipe: resizing is PIL's anti-aliased bilinear filter (MediaPipe:
 OpenCV's, without anti-aliasing), so scores agree exactly only for images
-already of the input size; only the image classifier is provided.
+already of the input size; only the image classifier and the image embedder
+are provided.
 """
 
 from __future__ import annotations
