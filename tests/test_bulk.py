@@ -259,3 +259,29 @@ def test_ray_client_addresses_are_refused_with_a_way_that_works(photos: Path, mo
     _out, err = run.communicate(timeout=120)
     assert run.returncode == 2 and "ray job submit" in err and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_bulk_embed_on_the_cluster_equals_embed_many(cluster: str, photos: Path, zoo_embedding,
+                                                     tmp_path: Path) -> None:
+    import numpy as np
+
+    from litecls.tasks import ImageEmbedder, ImageEmbedderOptions
+
+    model = zoo_embedding("efficientnet_lite0", "int8")
+    finish(bulk("embed", str(photos), "--output", str(tmp_path / "out"), "--model", str(model),
+                "--address", cluster))
+    table = pq.read_table(sorted((tmp_path / "out").glob("part-*.parquet")))
+    assert table.schema.field("embedding").type == pa.list_(pa.float32(), 1280)
+    got = table.to_pylist()
+    paths = sorted(str(p) for p in photos.iterdir())
+    with ImageEmbedder.create_from_options(ImageEmbedderOptions(model_path=model)) as embedder:
+        want = dict(embedder.embed_many(paths))
+    assert sorted(row["path"] for row in got) == paths
+    for row in got:
+        vector = want[row["path"]]
+        if isinstance(vector, Exception):
+            assert row["embedding"] is None and row["error"] == str(vector), row
+            continue
+        assert row["error"] is None
+        np.testing.assert_allclose(np.array(row["embedding"], np.float32), vector, rtol=1e-5, atol=1e-5)
+    assert sum(row["error"] is not None for row in got) == 3
