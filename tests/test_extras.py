@@ -64,3 +64,9 @@ def test_a_confusion_plot_without_the_plots_extra(tmp_path: Path, zoo_model) -> 
     model = zoo_model("efficientnet_lite0", "int8")
     done = litecls("evaluate", str(model), "--samples", "--confusion", str(tmp_path / "cm.png"))
     _says_install(done, "plots")  # before evaluating anything: no progress lines, one error line
+
+
+@pytest.mark.skipif(not _missing("ray"), reason="Ray is installed (the ray extra is there)")
+def test_bulk_without_the_ray_extra(tmp_path: Path) -> None:
+    photo = labelled_imagenet_photos()[0][0]
+    _says_install(litecls("bulk", "classify", str(photo.parent), "--output", str(tmp_path / "out")), "ray")

@@ -70,3 +70,6 @@ class DatasetError(LiteclsError):
 
 class TrainingError(LiteclsError):
     """Training cannot start or resume: bad settings, or a checkpoint that does not fit."""
+
+class BulkError(LiteclsError):
+    """A bulk job's source or output that cannot be used, or a Ray cluster that cannot be reached."""

@@ -20,6 +20,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "plots": ("drawing figures", ("matplotlib",)),
     "samples": ("the bundled sample photos", ("foolbox", "skimage")),
     "parquet": ("writing embeddings to Parquet files", ("pyarrow",)),
+    "ray": ("running on Ray (litecls bulk, litecls serve --ray)", ("ray", "pyarrow", "pandas")),
 }
 
 

@@ -101,16 +101,17 @@ class ProgressBar:
         self._last_decile = -1
         self._drawn = False
 
-    def update(self, done: int, total: int) -> None:
+    def update(self, done: int, total: int, note: str = "") -> None:
         """Show ``done`` of ``total``.
 
         Args:
             done: items finished.
             total: items in all.
+            note: shown after the rate (e.g. an error count); empty for none.
         """
         rate = done / max(time.perf_counter() - self.started, 1e-9)
         fraction = done / total if total else 1.0
-        text = f"{done}/{total} {self.label}, {rate:.1f}/s"
+        text = f"{done}/{total} {self.label}, {rate:.1f}/s{f', {note}' if note else ''}"
         if self.tty:
             filled = int(fraction * self.width)
             print(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {text}", end="", file=self.stream,

@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (sub-commands register themselves)."""
     from litecls.cli import (
         benchmark_cmd,
+        bulk_cmd,
         classify_cmd,
         embed_cmd,
         evaluate_cmd,
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.register(commands)
     benchmark_cmd.register(commands)
     serve_cmd.register(commands)
+    bulk_cmd.register(commands)
     return parser
 
 

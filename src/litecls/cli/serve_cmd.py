@@ -39,6 +39,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="image decoding threads (default: CPU count + 4, at most 32)")
     p.add_argument("--cache-dir", help="zoo model cache (default: $LITECLS_CACHE or XDG cache)")
+    ray = p.add_argument_group("Ray Serve (extra litecls[ray])")
+    ray.add_argument("--ray", action="store_true",
+                     help="deploy the same app on Ray Serve (replicas, each batching on its own)")
+    scale = ray.add_mutually_exclusive_group()
+    scale.add_argument("--replicas", type=int, default=1, help="with --ray: replicas (default 1)")
+    scale.add_argument("--autoscale", metavar="MIN:MAX",
+                       help="with --ray: scale between MIN and MAX replicas")
+    ray.add_argument("--address", help="with --ray: the Ray cluster (default: a local Ray on this machine)")
+    ray.add_argument("--verbose", "-v", action="store_true", help="with --ray: show Ray's log lines")
     p.set_defaults(func=cmd_serve)
 
 
@@ -74,6 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ModelNotFound, LiteclsError) as exc:
         print(f"litecls: error: {exc}", file=sys.stderr)
         return 2
+    if args.ray:
+        return _serve_on_ray(settings, args)
     try:
         family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
         # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only when the
@@ -98,3 +109,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return 0
+
+
+def _serve_on_ray(settings, args: argparse.Namespace) -> int:
+    """``--ray``: the same app as a Ray Serve deployment (litecls.serve.ray_deploy)."""
+    from litecls.serve.ray_deploy import parse_autoscale, run_on_ray
+
+    try:
+        autoscale = parse_autoscale(args.autoscale) if args.autoscale else None
+    except ValueError as exc:
+        print(f"litecls: error: {exc}", file=sys.stderr)
+        return 2
+    if args.replicas < 1:
+        print(f"litecls: error: --replicas must be at least 1, got {args.replicas}", file=sys.stderr)
+        return 2
+    return run_on_ray(settings, args.replicas, autoscale, args.address, args.verbose)
