@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from litecls.cli.classify_cmd import _resolve_model
+from litecls.cli.common import resolve_cli_model
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -70,7 +70,7 @@ def cmd_bulk(args: argparse.Namespace) -> int:
             print(f"litecls: error: --{name.replace('_', '-')} must be at least 1, got {value}",
                   file=sys.stderr)
             return 2
-    model = _resolve_model(args.model, args.cache_dir) if args.task == "classify" else args.model
+    model = resolve_cli_model(args.model, args.cache_dir) if args.task == "classify" else args.model
     adapter = _adapter(args, model)  # a missing or unreadable model fails here, before Ray starts
     check_model(adapter)
     with terminal_kept_quiet(args.verbose) as terminal:
