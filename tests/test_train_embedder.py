@@ -8,6 +8,7 @@ resized differently: each file carries its own resize settings).
 
 from __future__ import annotations
 
+import fashion_mnist  # tests/fashion_mnist.py
 import numpy as np
 import pytest
 from support import require
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.train, pytest.mark.slow]
 
 def test_a_trained_models_embedder_is_its_backbones_pooled_features(zoo_cache, zoo_embedding,
                                                                      tmp_path) -> None:
-    from litecls.training import ImageFolder, fashion_mnist, train
+    from litecls.training import ImageFolder, train
     from litecls.training.embedder import export_embedder
 
     require(fashion_mnist.available(), "Fashion-MNIST missing: apt-get install dataset-fashion-mnist")
