@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help="comma-separated variants to skip: many,local,cluster")
     args = parser.parse_args(argv)
 
-    from litecls.cli.classify_cmd import _resolve_model
+    from litecls.cli.common import resolve_cli_model
     from litecls.evaluation.machine import machine_info
 
-    model = _resolve_model(args.model, None)
+    model = resolve_cli_model(args.model, None)
     paths = build_folder(args.folder, args.count)
     folder = args.folder if len(sorted(args.folder.glob("*.jpg"))) == len(paths) else None
     if folder is None:  # the folder holds more photos than asked for: link the first ones
