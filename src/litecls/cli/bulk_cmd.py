@@ -63,7 +63,9 @@ def cmd_bulk(args: argparse.Namespace) -> int:
     from litecls.bulk.cluster import connect, terminal_kept_quiet
     from litecls.bulk.job import check_model, run_job
     from litecls.bulk.pipeline import PipelineSettings
+    from litecls.extras import require_extra
 
+    require_extra("ray", f"litecls bulk {args.task}")  # before a zoo model is built for nothing
     for name in ("actors", "batch_size", "part_rows"):
         value = getattr(args, name)
         if value is not None and value < 1:
