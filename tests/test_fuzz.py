@@ -49,6 +49,7 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+@pytest.mark.slow  # 2,000 fuzzed files in child processes (about 25 s)
 def test_fuzzed_images_each_get_one_row_without_traceback_signal_hang_or_memory_blowup(
         tmp_path: Path, zoo_model) -> None:
     model = str(zoo_model("efficientnet_lite0", "int8"))
@@ -80,6 +81,7 @@ def test_fuzzed_images_each_get_one_row_without_traceback_signal_hang_or_memory_
     assert outcomes["ok"] > IMAGES // 5 and outcomes["error"] > IMAGES // 5
 
 
+@pytest.mark.slow  # 100 fuzzed models, in child processes (about 16 s)
 def test_fuzzed_models_are_refused_in_one_line_naming_the_file_or_run(tmp_path: Path, zoo_model) -> None:
     sources = [zoo_model("efficientnet_lite0", "int8"), zoo_model("mobilenet_v2", "int8"),
                zoo_model("mobilenet_v2", "float32")]

@@ -178,6 +178,7 @@ def test_exported_files_carry_metadata_and_new_labels(run):
         assert list(interpreter.get_output_details()[0]["shape"]) == [1, 10]
 
 
+@pytest.mark.slow  # shares the module's training run (about 40 s), like the tests above
 def test_one_preprocessing_source_for_classify_training_and_calibration(run, fm_root, zoo_cache, tmp_path):
     """The pixels classify feeds the exported file, the ones training extracts features from and the
     ones int8 calibration sees are the same array, from the one ProcessingConfig the file records."""
