@@ -88,10 +88,9 @@ def warp_to_input(pixels: np.ndarray, size: tuple[int, int],
 
 def _pixels(image: object) -> np.ndarray | None:
     """The uint8 RGB(A) pixels MediaPipe would warp, or ``None`` for inputs it has no meaning for."""
-    from litecls.compat.mediapipe.image import Image as MediaPipeImage
+    from litecls.tasks.model_source import as_input
 
-    if isinstance(image, MediaPipeImage):
-        image = image.numpy_view()
+    image = as_input(image)  # a MediaPipe-style Image as its array
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 \
             and image.shape[2] in (3, 4):
         return image
