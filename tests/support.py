@@ -77,3 +77,17 @@ def import_or_skip(module: str) -> Any:
     require(importlib.util.find_spec(module) is not None,
             f"{module} is not installed (make install installs it)")
     return importlib.import_module(module)
+
+
+def run_example(example: str, import_line: str, **names: Any) -> Any:
+    """Run a documented example program after ``import_line``; return what it left in ``results``.
+
+    ``{package}`` in the example becomes the imported package (``mediapipe`` or
+    ``litecls.compat.mediapipe``); ``names`` are the example's inputs (MODEL, IMAGES, ...).
+    """
+    import textwrap
+
+    package = import_line.split()[1]
+    scope = dict(names)
+    exec(import_line + "\n" + textwrap.dedent(example).format(package=package), scope)
+    return scope["results"]

@@ -10,13 +10,13 @@ photos pre-resized to the input so that resampling plays no part.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 from photos import agreement_photos
 from PIL import Image
+from support import run_example
 
 pytest.importorskip("mediapipe")
 
@@ -68,13 +68,6 @@ with ImageEmbedder.create_from_options(options) as embedder:
 """
 
 
-def _run(example: str, import_line: str, **names) -> list:
-    package = import_line.split()[1]
-    scope = dict(names)
-    exec(import_line + "\n" + textwrap.dedent(example).format(package=package), scope)
-    return scope["results"]
-
-
 @pytest.fixture(scope="module", params=["float32", "int8"])
 def model(request, zoo_embedding) -> str:
     return str(zoo_embedding("efficientnet_lite0", request.param))
@@ -102,8 +95,8 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def test_image_example_gives_mediapipes_vectors(model, frames, l2, quantize) -> None:
     for pair in (frames[:2], frames[2:4], frames[4:6]):
         images = [path for _, _, path in pair]
-        theirs = _run(IMAGE_EXAMPLE, MEDIAPIPE, MODEL=model, IMAGES=images, L2=l2, QUANTIZE=quantize)
-        ours = _run(IMAGE_EXAMPLE, LITECLS, MODEL=model, IMAGES=images, L2=l2, QUANTIZE=quantize)
+        theirs = run_example(IMAGE_EXAMPLE, MEDIAPIPE, MODEL=model, IMAGES=images, L2=l2, QUANTIZE=quantize)
+        ours = run_example(IMAGE_EXAMPLE, LITECLS, MODEL=model, IMAGES=images, L2=l2, QUANTIZE=quantize)
         for a, b in zip(ours[:2], theirs[:2], strict=True):
             [x], [y] = a.embeddings, b.embeddings
             assert (x.head_index, x.head_name) == (y.head_index, y.head_name)
@@ -119,8 +112,8 @@ def test_image_example_gives_mediapipes_vectors(model, frames, l2, quantize) -> 
 
 def test_video_example_gives_mediapipes_vectors(model, frames) -> None:
     timed = [(ts, pixels) for ts, pixels, _ in frames]
-    theirs = _run(VIDEO_EXAMPLE, MEDIAPIPE, MODEL=model, FRAMES=timed)
-    ours = _run(VIDEO_EXAMPLE, LITECLS, MODEL=model, FRAMES=timed)
+    theirs = run_example(VIDEO_EXAMPLE, MEDIAPIPE, MODEL=model, FRAMES=timed)
+    ours = run_example(VIDEO_EXAMPLE, LITECLS, MODEL=model, FRAMES=timed)
     for (ts, _), a, b in zip(timed, ours, theirs, strict=True):
         assert a.timestamp_ms == b.timestamp_ms == ts
         assert _cosine(a.embeddings[0].embedding, b.embeddings[0].embedding) >= 0.999
@@ -130,8 +123,8 @@ def test_full_size_photos_give_mediapipes_vectors(model) -> None:
     """Not pre-resized: the compat module warps each photo onto the input as MediaPipe does."""
     photos = [str(p) for p in agreement_photos()[8:14]]
     for pair in (photos[:2], photos[2:4], photos[4:6]):
-        theirs = _run(IMAGE_EXAMPLE, MEDIAPIPE, MODEL=model, IMAGES=pair, L2=True, QUANTIZE=False)
-        ours = _run(IMAGE_EXAMPLE, LITECLS, MODEL=model, IMAGES=pair, L2=True, QUANTIZE=False)
+        theirs = run_example(IMAGE_EXAMPLE, MEDIAPIPE, MODEL=model, IMAGES=pair, L2=True, QUANTIZE=False)
+        ours = run_example(IMAGE_EXAMPLE, LITECLS, MODEL=model, IMAGES=pair, L2=True, QUANTIZE=False)
         for a, b in zip(ours[:2], theirs[:2], strict=True):
             cosine = _cosine(a.embeddings[0].embedding, b.embeddings[0].embedding)
             print(f"\n{Path(model).name}: cosine with MediaPipe's vector {cosine:.6f}")

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 from photos import agreement_photos
 from PIL import Image
+from support import run_example
 
 from litecls.runtime import describe_classifier, load_interpreter
 
@@ -113,13 +113,6 @@ with ImageClassifier.create_from_options(options) as classifier:
 """
 
 
-def _run(example: str, import_line: str, **names) -> list:
-    package = import_line.split()[1]
-    scope = dict(names)
-    exec(import_line + "\n" + textwrap.dedent(example).format(package=package), scope)
-    return scope["results"]
-
-
 def _google_model() -> Path:
     spec = importlib.util.find_spec(GOOGLE_PACKAGE)  # finds the files without importing the package
     if spec is None or not spec.submodule_search_locations:
@@ -175,8 +168,8 @@ def test_image_mode_examples(model, frames) -> None:
     path, step = model
     images = [p for _, _, p in frames]
     for example in (IMAGE_EXAMPLE, COLAB_EXAMPLE):
-        theirs = _run(example, MEDIAPIPE, MODEL=path, IMAGES=images)
-        ours = _run(example, LITECLS, MODEL=path, IMAGES=images)
+        theirs = run_example(example, MEDIAPIPE, MODEL=path, IMAGES=images)
+        ours = run_example(example, LITECLS, MODEL=path, IMAGES=images)
         assert len(ours) == len(theirs) == len(images)
         for a, b in zip(ours, theirs, strict=True):
             _same(a, b, step)  # (timestamps: meaningless in IMAGE mode; MediaPipe counts 0, 1000, ...)
@@ -185,8 +178,8 @@ def test_image_mode_examples(model, frames) -> None:
 def test_video_mode_example(model, frames) -> None:
     path, step = model
     timed = [(ts, pixels) for ts, pixels, _ in frames]
-    theirs = _run(VIDEO_EXAMPLE, MEDIAPIPE, MODEL=path, FRAMES=timed)
-    ours = _run(VIDEO_EXAMPLE, LITECLS, MODEL=path, FRAMES=timed)
+    theirs = run_example(VIDEO_EXAMPLE, MEDIAPIPE, MODEL=path, FRAMES=timed)
+    ours = run_example(VIDEO_EXAMPLE, LITECLS, MODEL=path, FRAMES=timed)
     for (ts, _), a, b in zip(timed, ours, theirs, strict=True):
         _same(a, b, step)
         assert a.timestamp_ms == b.timestamp_ms == ts
@@ -195,8 +188,8 @@ def test_video_mode_example(model, frames) -> None:
 def test_live_stream_mode_example(model, frames) -> None:
     path, step = model
     timed = [(ts, pixels) for ts, pixels, _ in frames[:6]]
-    theirs = dict(_run(LIVE_STREAM_EXAMPLE, MEDIAPIPE, MODEL=path, FRAMES=timed))
-    ours = _run(LIVE_STREAM_EXAMPLE, LITECLS, MODEL=path, FRAMES=timed)
+    theirs = dict(run_example(LIVE_STREAM_EXAMPLE, MEDIAPIPE, MODEL=path, FRAMES=timed))
+    ours = run_example(LIVE_STREAM_EXAMPLE, LITECLS, MODEL=path, FRAMES=timed)
     assert [ts for ts, _ in ours] == [ts for ts, _ in timed]  # idle model: no frame dropped, in order
     assert set(theirs) <= {ts for ts, _ in timed}
     for ts, result in ours:
