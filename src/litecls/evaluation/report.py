@@ -375,7 +375,7 @@ def plot_report(report: ZooReport, out: str | os.PathLike, threads: int | None =
     pareto_flags(report.rows, count, report.rank_by)
     published = report.rank_by == "published"
     points = [{"name": r.name, "x": r.latency_ms[count],
-               "y": 100 * (r.accuracy_key(report.rank_by)[0] if published else r.top1), "pareto": r.pareto}
+               "y": 100 * r.accuracy_key(report.rank_by)[0], "pareto": r.pareto}
               for r in report.rows if not published or r.published_top1 is not None]
     cpu = report.machine.get("cpu_model", "this machine")
     y_label = ("published ImageNet top-1, %" if published else
