@@ -104,6 +104,23 @@ def test_google_int8_input_is_quantized_with_the_tensors_own_scale(google: Image
 
 
 @pytest.mark.core
+def test_google_int8_model_takes_a_batch_one_invoke_per_image(google_model: Path) -> None:
+    # Its graph fixes the batch at one: LiteRT cannot re-plan it for 4 images. classify_tensors (what
+    # `litecls serve`'s batcher and `litecls bulk` call) still answers, one invoke per image, and
+    # the same as classify; the classifier stays usable for single images afterwards.
+    photos = [path for path, _ in labelled_imagenet_photos()[:5]]
+    with ImageClassifier.create_from_options(ImageClassifierOptions(model_path=google_model,
+                                                                    max_results=5)) as classifier:
+        batch = np.concatenate([classifier.preprocess(path) for path in photos])
+        batched = classifier.classify_tensors(batch)
+        assert len(batched) == len(photos)
+        for path, result in zip(photos, batched, strict=True):
+            alone = classifier.classify(path)
+            assert [(c.index, c.score) for c in result.categories] == \
+                [(c.index, c.score) for c in alone.categories]
+
+
+@pytest.mark.core
 @pytest.mark.parametrize(("dtype", "scale", "zero_point"), [
     (np.float32, 0.0, 0), (np.uint8, 0.012566016986966133, 131), (np.int8, 0.0111, -17)])
 @pytest.mark.parametrize(("mean", "std"), [(127.0, 128.0), (CIFAR10_MEAN, CIFAR10_STD)])

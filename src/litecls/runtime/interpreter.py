@@ -306,6 +306,32 @@ def check_tensors(interpreter: Interpreter, name: str = "model") -> None:
                              f"(limit {MAX_TENSOR_BYTES / 2**30:g} GiB); a damaged shape?")
 
 
+def resize_input(interpreter: Interpreter, index: int, shape: tuple[int, ...]) -> bool:
+    """Resize input ``index`` to ``shape`` and re-plan the graph, if the model allows it.
+
+    A model whose graph fixes the batch at one (Google's published int8 EfficientNet-Lite0,
+    for one) makes LiteRT's planner fail on any other batch; the input is then put back to its
+    former shape, re-planned, and still works as before.
+
+    Args:
+        interpreter: a LiteRT interpreter (its tensors allocated).
+        index: the input tensor's index.
+        shape: the new shape.
+
+    Returns:
+        True when the input now has ``shape``; False when the model cannot take it.
+    """
+    former = [int(d) for d in interpreter.get_input_details()[0]["shape"]]
+    try:
+        interpreter.resize_tensor_input(index, list(shape))
+        interpreter.allocate_tensors()
+        return True
+    except (RuntimeError, ValueError):
+        interpreter.resize_tensor_input(index, former)
+        interpreter.allocate_tensors()
+        return False
+
+
 def trial_invoke(interpreter: Interpreter, name: str = "model") -> list[np.ndarray]:
     """Run the model once on all-zero inputs; return its outputs.
 

@@ -44,6 +44,7 @@ from litecls.runtime.interpreter import (
     describe_classifier,
     interpreter_from_bytes,
     read_model_bytes,
+    resize_input,
 )
 from litecls.tasks.image_classifier_options import RunningMode
 from litecls.tasks.live_stream import LiveStream, LiveStreamStats
@@ -94,6 +95,7 @@ class BaseVisionTask:
         self._options = options
         self._name = _name
         self._lock = threading.Lock()
+        self._fixed_batch = False  # set when the model cannot take a batch (see _invoke_batch)
         check_delegate(options.base_options.delegate if options.base_options else None)
         self._interpreter: Interpreter | None = interpreter_from_bytes(_data, _name, options.num_threads)
         self._signature: ClassifierSignature = describe_classifier(self._interpreter, _name)
@@ -312,12 +314,14 @@ class BaseVisionTask:
         if batch.ndim != 4 or any(len(spec.shape) != 2 for spec in self._signature.outputs):
             raise ValueError(f"{what} needs a [N, H, W, C] batch and [1, D] outputs; got "
                              f"{list(batch.shape)} and {[list(s.shape) for s in self._signature.outputs]}")
-        index = self._signature.input.index
         with self._lock:
             interpreter = self._check_open()
-            if tuple(interpreter.get_input_details()[0]["shape"]) != batch.shape:
-                interpreter.resize_tensor_input(index, list(batch.shape))
-                interpreter.allocate_tensors()
+            if not self._fixed_batch and tuple(interpreter.get_input_details()[0]["shape"]) != batch.shape:
+                self._fixed_batch = not resize_input(interpreter, self._signature.input.index, batch.shape)
+            if self._fixed_batch:  # the model's graph takes one image: one invoke each
+                runs = [self._invoke(interpreter, batch[k:k + 1]) for k in range(len(batch))]
+                return [np.concatenate(raws) for raws in zip(*(r[0] for r in runs), strict=True)], \
+                    sum(r[1] for r in runs)
             return self._invoke(interpreter, batch)
 
     def _map_images(self, images: Iterable[ImageInput], workers: int,
