@@ -35,10 +35,10 @@ from classify_throughput import build_folder, load
 from litecls.bulk.pipeline import PipelineSettings
 
 
-def tree_cpu_seconds() -> float:
-    """CPU seconds used so far by this process and all its descendants alive now (a local Ray's
-    raylet, GCS and workers, the simulated cluster's nodes): what other load on the machine
-    cannot blur, unlike wall time."""
+def tree_cpu() -> dict[int, tuple[str, float]]:
+    """``{pid: (title, CPU seconds)}`` of this process and all its descendants alive now (a local
+    Ray's raylet, GCS and workers, the simulated cluster's nodes): what other load on the machine
+    blurs less than wall time."""
     ticks = os.sysconf("SC_CLK_TCK")
     parents, cpu = {}, {}
     for entry in os.listdir("/proc"):
@@ -51,7 +51,7 @@ def tree_cpu_seconds() -> float:
             continue
         parents[int(entry)] = int(fields[1])
         cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
-    mine, total = {os.getpid()}, 0.0
+    mine = {os.getpid()}
     changed = True  # a parent may have a higher pid than its child: iterate to a fixed point
     while changed:
         changed = False
@@ -59,9 +59,39 @@ def tree_cpu_seconds() -> float:
             if parent in mine and pid not in mine:
                 mine.add(pid)
                 changed = True
-    for pid in mine:
-        total += cpu.get(pid, 0.0)
-    return total
+    return {pid: (process_title(pid), cpu[pid]) for pid in mine if pid in cpu}
+
+
+def process_title(pid: int) -> str:
+    """A process's role, from its command line: ``ray::MapWorker(...)``, ``raylet``, ``gcs_server``..."""
+    if pid == os.getpid():
+        return "driver (this process)"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            words = file.read().split(b"\0")
+    except OSError:
+        return "?"
+    first = words[0].decode(errors="replace")
+    if first.startswith("ray::"):
+        return first.split(" ")[0]
+    name = Path(first).name
+    if name.startswith("python") and len(words) > 1:  # a Python helper: name its script
+        return Path(words[1].decode(errors="replace")).name or name
+    return name
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its descendants alive now."""
+    return sum(seconds for _, seconds in tree_cpu().values())
+
+
+def cpu_breakdown(before: dict[int, tuple[str, float]], count: int) -> str:
+    """Where the CPU went since ``before``, by process role, in ms per image."""
+    roles: dict[str, float] = {}
+    for pid, (title, seconds) in tree_cpu().items():
+        roles[title] = roles.get(title, 0.0) + seconds - before.get(pid, (title, 0.0))[1]
+    return ", ".join(f"{title} {1000 * seconds / count:.2f}" for title, seconds in
+                     sorted(roles.items(), key=lambda kv: -kv[1]) if seconds > 0)
 
 
 def bench_classify_many(model: str, paths: list[Path]) -> tuple[float, float]:
@@ -76,7 +106,7 @@ def bench_classify_many(model: str, paths: list[Path]) -> tuple[float, float]:
 
 
 def bench_bulk(model: str, folder: Path, out: Path, address: str | None,
-               settings: PipelineSettings) -> tuple[float, float]:
+               settings: PipelineSettings, breakdown: bool = False) -> tuple[float, float, float]:
     """``(images/s of the pipeline, CPU seconds per image, seconds to start or join Ray)``."""
     import ray
 
@@ -90,9 +120,11 @@ def bench_bulk(model: str, folder: Path, out: Path, address: str | None,
     started = time.perf_counter()
     connect(address)
     startup = time.perf_counter() - started
-    cpu = tree_cpu_seconds()
+    before = tree_cpu()
     summary = run_job(str(folder), out, adapter, settings, progress=None)
-    cpu = (tree_cpu_seconds() - cpu) / summary.written
+    cpu = (tree_cpu_seconds() - sum(seconds for _, seconds in before.values())) / summary.written
+    if breakdown:
+        print(f"    CPU ms per image by process: {cpu_breakdown(before, summary.written)}")
     ray.shutdown()
     return summary.images_per_second, cpu, startup
 
@@ -103,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="a .tflite file or zoo reference (default efficientnet_lite0:int8)")
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "litecls-bulk-photos")
     parser.add_argument("--count", type=int, default=2000, help="number of JPEGs (default 2,000)")
-    parser.add_argument("--actors", type=int, help="interpreters in the pool (default: one per 4 CPUs)")
+    parser.add_argument("--actors", type=int, help="interpreters in the pool (default: one per CPU)")
     parser.add_argument("--settings", default="",
                         help="PipelineSettings fields to change, e.g. block_rows=32,actor_cpus=0.5")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="print each bulk run's CPU per image by process (driver, actors, raylet...)")
     parser.add_argument("--skip", default="", help="comma-separated variants to skip: many,local,cluster")
     args = parser.parse_args(argv)
 
@@ -135,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{1000 * cpus['classify_many']:6.1f} ms CPU/image  ({load()})", flush=True)
     with tempfile.TemporaryDirectory(prefix="litecls-bulk-out-") as out:
         if "local" not in skip:
-            rate, cpu, startup = bench_bulk(model, folder, Path(out) / "local", None, settings)
+            rate, cpu, startup = bench_bulk(model, folder, Path(out) / "local", None, settings,
+                                             args.breakdown)
             rates["local Ray"], cpus["local Ray"] = rate, cpu
             print(f"  bulk local Ray        {rate:7.1f} images/s  {1000 * cpu:6.1f} ms CPU/image  "
                   f"(Ray start {startup:.1f} s; {load()})", flush=True)
@@ -147,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 cluster.add_node(num_cpus=1)
             try:
                 rate, cpu, startup = bench_bulk(model, folder, Path(out) / "cluster", cluster.address,
-                                                settings)
+                                                settings, args.breakdown)
             finally:
                 cluster.shutdown()
             rates["3-node cluster"], cpus["3-node cluster"] = rate, cpu

@@ -2,7 +2,7 @@
 
 The pipeline (:mod:`litecls.bulk.pipeline`) is the same for every task: read, decode and
 preprocess, batch, invoke, write rows. An adapter says how to load the task in an actor, how
-the decoding tasks prepare an image for it (the task's own resolved preprocessing, never a
+the actor prepares an image for it (the task's own resolved preprocessing, never a
 copy), how to run a batch and what columns the results fill.
 """
 
@@ -23,7 +23,7 @@ from litecls.runtime.interpreter import ImageInputSpec
 
 @dataclass(frozen=True)
 class Preparation:
-    """What a decoding task needs to turn image bytes into the task's input tensor."""
+    """What an actor needs to turn image bytes into the task's input tensor."""
 
     input_spec: ImageInputSpec
     processing: ProcessingConfig
@@ -84,7 +84,7 @@ class TaskAdapter:
         raise NotImplementedError
 
     def preparation(self, task: Any) -> Preparation:
-        """How decoding tasks prepare an image for ``task``: its resolved preprocessing."""
+        """How an actor prepares an image for ``task``: its resolved preprocessing."""
         return Preparation(task.signature.input, task.processing, task.options.image_limits)
 
     def fields(self, task: Any) -> list:

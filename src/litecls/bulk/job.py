@@ -79,7 +79,7 @@ def run_job(source: str, output: str | os.PathLike, adapter: TaskAdapter,
     items = list_inputs(source, path_column)
     task = adapter.load()  # here first: a bad model fails before any Ray work starts
     try:
-        preparation, schema = adapter.preparation(task), result_schema(adapter, task)
+        schema = result_schema(adapter, task)
     finally:
         task.close()
     writer = PartWriter(output, schema, adapter.settings(), part_rows=part_rows)
@@ -92,7 +92,7 @@ def run_job(source: str, output: str | os.PathLike, adapter: TaskAdapter,
         errors += writer.add(error_rows(failed, schema)).num_rows
     readable = [item for item in todo if item.error is None]
     if readable:
-        for table in run_pipeline(readable, adapter, preparation, schema, settings):
+        for table in run_pipeline(readable, adapter, schema, settings):
             kept = writer.add(table)
             errors += kept.num_rows - kept.column("error").null_count
             if bar is not None:

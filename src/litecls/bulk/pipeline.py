@@ -1,11 +1,15 @@
-"""The Ray Data pipeline: inputs -> read and decode in tasks -> batched invokes in an actor pool -> rows.
+"""The Ray Data pipeline: inputs -> an actor pool that reads, decodes and invokes in batches -> rows.
 
-Decoding runs in stateless tasks (PIL with JPEG draft decoding, the task's own preprocessing);
-inference runs in a pool of actors, each holding one LiteRT interpreter for the job, fed
-batches of preprocessed tensors and invoking them ``invoke_batch`` at a time (a fixed size,
-padded at the end of a block, so the interpreter is planned once). An image that cannot be
-read or decoded travels on as a row with its error, so one bad file never fails the job. Ray
-restarts an actor whose process dies and retries its batch (``max_restarts``,
+Each actor holds one LiteRT interpreter for the job and turns a batch of input rows into
+result rows itself: it reads each file, decodes and preprocesses it (PIL with JPEG draft
+decoding, the task's own resolved preprocessing) and invokes the tensors ``invoke_batch`` at a
+time (a fixed size, padded at the end of a batch, so the interpreter is planned once). Only
+paths go in and result rows come out: no decoded tensor crosses the object store (decoding in
+separate tasks cost about 2 ms and 150 KB a photo in transfers, docs/decisions.md). One actor
+per CPU, each with one CPU and one interpreter thread, keeps every core busy with the serial
+decode-then-invoke loop (decoding a photo costs about four times its invoke). An image that
+cannot be read or decoded becomes a row with its error, so one bad file never fails the job.
+Ray restarts an actor whose process dies and retries its batch (``max_restarts``,
 ``max_task_retries``); the writer keeps one row per input whatever arrives twice.
 """
 
@@ -34,58 +38,44 @@ NO_FORK_ENV = {"env_vars": {"LITECLS_TRIAL_IN_CHILD": "0"}}
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """How the work is cut: rows per block and per call of a task or actor, images per invoke, actors.
+    """How the work is cut: rows per block and per actor call, images per invoke, actors.
 
-    ``actors``: interpreters in the pool (``None``: one per four CPUs of the cluster, at least
-    one: decoding a photo costs about four times its batched int8 invoke, docs/decisions.md).
-    ``decode_cpus`` and ``actor_cpus``: the CPU share Ray reserves for each decoding task and
-    each actor (fractions: on 2 cores, two decoding tasks and the interpreter run side by side,
-    as the threads of ``classify_many`` do).
+    ``actors``: interpreters in the pool (``None``: the cluster's CPUs over ``actor_cpus``, at
+    least one). ``actor_cpus``: the CPUs Ray reserves for each actor, which reads, decodes and
+    invokes in turn on one interpreter thread.
     """
 
-    block_rows: int = 32  #: at most; a small job is cut into about 8 blocks
-    decode_batch: int = 16
-    actor_batch: int = 32
+    block_rows: int = 64  #: at most; a small job is cut into about 8 blocks
+    actor_batch: int = 64
     invoke_batch: int = 8
     actors: int | None = None
-    decode_cpus: float = 0.75
-    actor_cpus: float = 0.5
+    actor_cpus: float = 1.0
 
 
-def decode_batch(batch: dict[str, np.ndarray], preparation: Preparation) -> dict[str, np.ndarray]:
-    """Read and preprocess a batch of inputs (a Ray Data task).
+def decode_one(path: str, preparation: Preparation) -> np.ndarray | str:
+    """Read and preprocess one input.
 
     Args:
-        batch: columns ``path``, ``size``, ``mtime_ns``, ``error`` ("" for none).
+        path: a local path or any URI pyarrow reads.
         preparation: the task's input spec, preprocessing and image limits.
 
     Returns:
-        The same columns with ``error`` filled for images that failed, plus ``tensor``: the
-        ``[N, H, W, C]`` input tensors (zeros where the image failed).
+        The ``[H, W, C]`` input tensor, or the error message, worded as ``classify_many`` words it.
     """
-    spec = preparation.input_spec
-    paths = batch["path"]
-    errors = np.array(batch["error"], dtype=object)
-    tensors = np.zeros((len(paths), *spec.shape[1:]), dtype=spec.dtype)
-    for i, path in enumerate(paths):
-        if errors[i]:
-            continue
-        try:
-            data = read_bytes(str(path))
-            if not data:  # worded as classify_many words an empty file
-                errors[i] = f"{path}: empty file"
-                continue
-            tensors[i] = preprocess(data, spec, preparation.processing, preparation.limits)[0]
-        except ImageError as exc:
-            errors[i] = str(exc).replace("<bytes>", str(path), 1)
-        except Exception as exc:  # OSError reading, or anything the decoder raises: that file's error
-            step = "reading" if isinstance(exc, OSError) else "decoding"
-            errors[i] = str(image_error(str(path), exc, step))
-    return {**{name: batch[name] for name in KEY_COLUMNS}, "error": errors, "tensor": tensors}
+    try:
+        data = read_bytes(path)
+        if not data:
+            return f"{path}: empty file"
+        return preprocess(data, preparation.input_spec, preparation.processing, preparation.limits)[0]
+    except ImageError as exc:
+        return str(exc).replace("<bytes>", path, 1)
+    except Exception as exc:  # OSError reading, or anything the decoder raises: that file's error
+        step = "reading" if isinstance(exc, OSError) else "decoding"
+        return str(image_error(path, exc, step))
 
 
 class InferenceActor:
-    """One LiteRT interpreter in a Ray actor: batches of tensors in, result rows (a pyarrow table) out."""
+    """One LiteRT interpreter in a Ray actor: batches of input rows in, result rows (a pyarrow table) out."""
 
     def __init__(self, adapter: list, schema: Any, invoke_batch: int) -> None:
         """Load the task.
@@ -102,27 +92,42 @@ class InferenceActor:
         self.adapter: TaskAdapter = ray.get(adapter[0])
         self.schema, self.invoke_batch = schema, invoke_batch
         self.task = self.adapter.load()
+        self.preparation = self.adapter.preparation(self.task)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
-        """The rows of ``batch``: its key columns, the results (nulls for failed images), the error."""
+        """The rows of ``batch`` (columns ``path``, ``size``, ``mtime_ns``, ``error``): its key
+        columns, the results (nulls for failed images), the error."""
         import pyarrow as pa
 
         errors = [str(e) for e in batch["error"]]
-        good = np.flatnonzero(np.array([not e for e in errors], dtype=bool))
         outputs: list = [None] * len(errors)
-        tensors = batch["tensor"]
-        step = self.invoke_batch
-        for start in range(0, len(good), step):
-            index = good[start:start + step]
-            chunk = tensors[index]
-            if len(chunk) < step:  # the same shape every time: the interpreter is planned once
-                chunk = np.concatenate([chunk, np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-            for i, output in zip(index, self.adapter.infer(self.task, chunk)[:len(index)], strict=True):
-                outputs[i] = output
+        pending: list[tuple[int, np.ndarray]] = []
+        for i, path in enumerate(batch["path"]):
+            if errors[i]:
+                continue
+            decoded = decode_one(str(path), self.preparation)
+            if isinstance(decoded, str):
+                errors[i] = decoded
+                continue
+            pending.append((i, decoded))
+            if len(pending) == self.invoke_batch:
+                self._invoke(pending, outputs)
+                pending = []
+        if pending:
+            self._invoke(pending, outputs)
         columns = {name: batch[name] for name in KEY_COLUMNS}
         columns.update(self.adapter.columns(outputs))
         columns["error"] = [e or None for e in errors]
         return pa.Table.from_pydict({name: columns[name] for name in self.schema.names}, schema=self.schema)
+
+    def _invoke(self, pending: list[tuple[int, np.ndarray]], outputs: list) -> None:
+        """One invoke of the pending tensors (padded to ``invoke_batch``); their outputs filled in."""
+        chunk = np.stack([tensor for _, tensor in pending])
+        if len(chunk) < self.invoke_batch:  # the same shape every time: the interpreter is planned once
+            chunk = np.concatenate([chunk, np.zeros((self.invoke_batch - len(chunk), *chunk.shape[1:]),
+                                                    chunk.dtype)])
+        for (i, _), output in zip(pending, self.adapter.infer(self.task, chunk)[:len(pending)], strict=True):
+            outputs[i] = output
 
 
 def result_schema(adapter: TaskAdapter, task: Any) -> Any:
@@ -134,14 +139,13 @@ def result_schema(adapter: TaskAdapter, task: Any) -> Any:
                       pa.field("error", pa.string())])
 
 
-def run_pipeline(items: list[Item], adapter: TaskAdapter, preparation: Preparation, schema: Any,
+def run_pipeline(items: list[Item], adapter: TaskAdapter, schema: Any,
                  settings: PipelineSettings) -> Iterator[Any]:
     """Stream the result rows of ``items`` as pyarrow tables, in no particular order.
 
     Args:
         items: the inputs still to do (an item with an ``error`` gets its error row).
         adapter: the task.
-        preparation: its preprocessing, for the decoding tasks.
         schema: the output's schema (:func:`result_schema`).
         settings: batch sizes, pool size and CPU shares.
 
@@ -155,20 +159,17 @@ def run_pipeline(items: list[Item], adapter: TaskAdapter, preparation: Preparati
                      "mtime_ns": [i.mtime_ns for i in items], "error": [i.error or "" for i in items]},
                     schema=pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
                                       ("error", pa.string())]))
-    actors = settings.actors or max(1, int(ray.cluster_resources().get("CPU", 4) // 4))
+    cpus = ray.cluster_resources().get("CPU", 1)
+    actors = settings.actors or max(1, int(cpus // settings.actor_cpus))
     # At least about 8 blocks, so that a small job still spreads over the pool and streams.
     step = max(1, min(settings.block_rows, -(-len(items) // 8)))
     blocks = [rows.slice(start, step) for start in range(0, rows.num_rows, step)]
-    dataset = (ray.data.from_arrow(blocks)
-               .map_batches(decode_batch, fn_kwargs={"preparation": preparation},
-                            batch_size=settings.decode_batch, batch_format="numpy",
-                            num_cpus=settings.decode_cpus)
-               # Ray Data gives pool actors max_restarts=-1 and max_task_retries=-1: a dead
-               # actor is restarted and its batches are retried.
-               .map_batches(InferenceActor, fn_constructor_args=([ray.put(adapter)], schema,
-                                                                 settings.invoke_batch),
-                            batch_size=settings.actor_batch, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=settings.actor_cpus,
-                            runtime_env=NO_FORK_ENV))
+    # Ray Data gives pool actors max_restarts=-1 and max_task_retries=-1: a dead actor is
+    # restarted and its batches are retried.
+    dataset = ray.data.from_arrow(blocks).map_batches(
+        InferenceActor, fn_constructor_args=([ray.put(adapter)], schema, settings.invoke_batch),
+        batch_size=settings.actor_batch, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=settings.actor_cpus,
+        runtime_env=NO_FORK_ENV)
     yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
 

@@ -181,7 +181,7 @@ _OPEN: dict[str, object] = {}
 
 
 def read_bytes(path: str) -> bytes:
-    """The content of ``path`` (a local path or a URI), for the decoding tasks.
+    """The content of ``path`` (a local path or a URI), for the pool's actors.
 
     Args:
         path: an :attr:`Item.path`.

@@ -20,7 +20,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="run on this Ray cluster, from one of its nodes (default: start a local Ray on this "
                         "machine's cores); Ray Data does not run over Ray Client (ray://)")
     p.add_argument("--path-column", default="path", help="the path column of a Parquet/CSV SOURCE")
-    p.add_argument("--actors", type=int, help="interpreters in the pool (default: one per 4 CPUs)")
+    p.add_argument("--actors", type=int, help="interpreters in the pool (default: one per CPU)")
     p.add_argument("--batch-size", type=int, default=8, help="images per invoke (default 8)")
     p.add_argument("--part-rows", type=int, default=1000, help="rows per Parquet part at most (default 1000)")
     p.add_argument("--cache-dir", help="zoo model cache (default: $LITECLS_CACHE or XDG cache)")
