@@ -78,7 +78,22 @@ async def read_uploads(request: Request, settings: Settings) -> tuple[list[tuple
     return [(request.query_params.get("filename") or "body", body)], {}
 
 
-async def _classify(request: Request, model_name: str | None, service: ServiceState) -> JSONResponse:
+async def classify_request(request: Request, model_name: str | None, service: Service) -> JSONResponse:
+    """Answer a classify call: admit it (or 503), read its images and options, classify them.
+
+    The work of both classify routes, whether FastAPI calls them or the service's fast path
+    (:mod:`litecls.serve.fastpath`) does; the API key is checked before.
+
+    Args:
+        request: the request (its body or multipart form, its query fields).
+        model_name: the model named in the path, or ``None`` (then the ``model`` field, or the default).
+    Returns:
+        ``{"model", "results"}``, one row per image.
+    Raises:
+        ApiError: 503 when ``--max-queue`` requests are in, 413 over ``--max-images``, 422 for
+            bad options, no image, or no image that could be read.
+        ModelNotFound, LabelsError, ModelFileError: a model that is unknown or cannot be used.
+    """
     with admitted(request, service):
         return await _admitted(request, model_name, service)
 
@@ -95,8 +110,7 @@ async def _admitted(request: Request, model_name: str | None, service: Service) 
     async with registry.use(name, options.threads) as model:
         rows = await classify_uploads(model, uploads, options, pool)
     good = sum("error" not in row for row in rows)
-    metrics.images.labels(model.offer.name).inc(good)
-    metrics.image_errors.inc(len(rows) - good)
+    metrics.classified(model.offer.name, good, len(rows) - good)
     if not good:
         message = rows[0]["error"] if len(rows) == 1 else f"none of the {len(rows)} images could be read"
         raise ApiError(422, message, results=rows)
@@ -125,11 +139,11 @@ async def classify(request: Request, service: ServiceState, model: str | None = 
     Options: query or form fields (see the parameters); allow/deny repeat.
     Each image gets the row ``litecls classify --json`` prints, errors included.
     """
-    return await _classify(request, model, service)
+    return await classify_request(request, model, service)
 
 
 @router.post("/models/{model}:classify", response_model=ClassifyResponse, responses=_RESPONSES,
              openapi_extra=_BODY_DOC)
 async def classify_with(model: str, request: Request, service: ServiceState) -> JSONResponse:
     """Like ``POST /v1/classify`` with the model named in the path."""
-    return await _classify(request, model, service)
+    return await classify_request(request, model, service)
