@@ -13,12 +13,15 @@ from starlette.datastructures import UploadFile
 from litecls.serve.dependencies import Service, ServiceState, Settings, require_api_key
 from litecls.serve.errors import ApiError
 from litecls.serve.pipeline import classify_uploads
+from litecls.serve.responses import FastJSONResponse
 from litecls.serve.schemas import ClassifyOptions, ClassifyResponse, ErrorResponse
 
 router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Depends(require_api_key)])
 
 _LIST_FIELDS = ("allow", "deny")
 _NOT_OPTIONS = ("model", "filename")
+#: The options of a request that gives none (read, never changed).
+DEFAULT_OPTIONS = ClassifyOptions()
 
 
 @contextlib.contextmanager
@@ -46,6 +49,8 @@ def parse_options(query: dict[str, list[str]], form: dict[str, list[str]]) -> Cl
     merged = {**query, **form}
     values = {key: (items if key in _LIST_FIELDS else items[-1])
               for key, items in merged.items() if key not in _NOT_OPTIONS}
+    if not values:
+        return DEFAULT_OPTIONS  # most requests: no validation to run
     try:
         return ClassifyOptions(**values)
     except ValidationError as exc:
@@ -116,7 +121,7 @@ async def _admitted(request: Request, model_name: str | None, service: Service) 
         raise ApiError(422, message, results=rows)
     # The rows as they are (not re-validated into ClassifyResponse, which documents them): exactly
     # the objects `litecls classify --json` prints, plus inference_ms, with no null fields added.
-    return JSONResponse({"model": model.offer.name, "results": rows})
+    return FastJSONResponse({"model": model.offer.name, "results": rows})
 
 
 _RESPONSES = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
