@@ -8,9 +8,10 @@ middlewares, answers ``POST /v1/classify`` and ``POST /v1/models/{model}:classif
 what those layers do for these routes (body limit, API key, the same JSON errors, the same
 metrics) around the same :func:`~litecls.serve.routers.classify.classify_request` the FastAPI
 routes call. The routes stay declared in FastAPI, so ``/docs`` and ``/openapi.json`` document
-them, and any request the fast path does not take (another method, a ``root_path``) goes
-through FastAPI as before. A crash propagates to Starlette's error middleware, which answers 500
-(:func:`~litecls.serve.errors.error_response`) and logs it, as for every route.
+them, and any request the fast path does not take (another method, a ``root_path``, a body
+declared over the limit) goes through FastAPI as before. A crash propagates to Starlette's
+error middleware, which answers 500 (:func:`~litecls.serve.errors.error_response`) and logs it,
+as for every route.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from litecls.serve.dependencies import Service, check_api_key, service_of
-from litecls.serve.errors import EXPECTED, declared_too_large, error_response, limited, too_large_response
+from litecls.serve.errors import EXPECTED, declared_too_large, error_response, limited
 from litecls.serve.routers.classify import classify_request
 
 #: The classify routes' path templates (the ``route`` label of their metrics).
@@ -65,11 +66,12 @@ class ClassifyFastPath:
             scope, receive, send: the ASGI call (``scope["app"]`` is the service's app).
         """
         route = classify_route(scope)
-        if route is None:
+        service = service_of(scope["app"].state) if route is not None else None
+        if service is None or declared_too_large(scope, service.settings.max_upload_bytes):
+            # a body declared too large is refused by BodyLimitMiddleware, before routing, as ever
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        service = service_of(scope["app"].state)
         status = 500  # unless answered: a crash is answered 500 by Starlette's error middleware
         try:
             response = await _respond(scope, receive, service, route[1])
@@ -80,11 +82,8 @@ class ClassifyFastPath:
 
 
 async def _respond(scope: Scope, receive: Receive, service: Service, model: str | None) -> Response:
-    """What the body limit, the API-key dependency, the route and the error handlers answer."""
-    limit = service.settings.max_upload_bytes
-    if declared_too_large(scope, limit):
-        return too_large_response(limit)
-    request = Request(scope, limited(receive, limit))
+    """What the body limit (counting), the API-key dependency, the route and the error handlers answer."""
+    request = Request(scope, limited(receive, service.settings.max_upload_bytes))
     try:
         check_api_key(service.settings.api_key, request.headers)
         if model is None:
