@@ -63,6 +63,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.state.ready = False
     app.state.stopping = False
     app.state.in_flight = 0
+    metrics.queue_depth.set_function(lambda: app.state.in_flight)  # read when scraped, not per request
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(models.router)

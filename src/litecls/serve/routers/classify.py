@@ -29,19 +29,18 @@ def admitted(request: Request, service: Service) -> Iterator[None]:
     """Admit a request, or answer 503 with ``Retry-After`` when ``--max-queue`` requests are in.
 
     A context manager called by the route rather than a dependency: a generator dependency
-    costs FastAPI an exit stack per request.
+    costs FastAPI an exit stack per request. The ``litecls_queue_depth`` gauge reads
+    ``in_flight`` when scraped (see ``create_app``).
     """
-    state, settings, metrics = request.app.state, service.settings, service.metrics
+    state, settings = request.app.state, service.settings
     if state.in_flight >= settings.max_queue:
         raise ApiError(503, f"busy: {state.in_flight} requests in progress (--max-queue "
                        f"{settings.max_queue}); retry shortly", headers={"Retry-After": "1"})
     state.in_flight += 1
-    metrics.queue_depth.set(state.in_flight)
     try:
         yield
     finally:
         state.in_flight -= 1
-        metrics.queue_depth.set(state.in_flight)
 
 
 def parse_options(query: dict[str, list[str]], form: dict[str, list[str]]) -> ClassifyOptions:
