@@ -13,15 +13,33 @@ from pathlib import Path
 
 import httpx
 
+#: ``python -c PROXIED settings.json root_path``: the service's app from ServeSettings given as JSON,
+#: served by uvicorn as an app mounted at ``root_path`` behind a proxy (the request paths stay
+#: the same; the app sees them under ``root_path``), printing its URL as ``litecls serve`` does.
+PROXIED = """
+import socket, sys, uvicorn
+from litecls.serve import ServeSettings, create_app
+app = create_app(ServeSettings.model_validate_json(open(sys.argv[1]).read()))
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+sock.bind(("127.0.0.1", 0))
+print(f"http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
+uvicorn.Server(uvicorn.Config(app, log_level="warning", root_path=sys.argv[2])).run(sockets=[sock])
+"""
+
 
 class Server:
-    """``litecls serve --port 0 ARGS`` in a subprocess; ``url`` once ``/readyz`` answers 200."""
+    """``litecls serve --port 0 ARGS`` in a subprocess; ``url`` once ``/readyz`` answers 200.
 
-    def __init__(self, *args: str, cache: Path, api_key: str | None = None, timeout: float = 120.0) -> None:
-        command = [sys.executable, "-m", "litecls.cli.main", "serve", "--port", "0",
-                   "--cache-dir", str(cache), *args]
-        if api_key:
-            command += ["--api-key", api_key]
+    With ``command``, that command instead (it prints the URL first, as ``litecls serve`` does).
+    """
+
+    def __init__(self, *args: str, cache: Path, api_key: str | None = None, timeout: float = 120.0,
+                 command: list[str] | None = None) -> None:
+        if command is None:
+            command = [sys.executable, "-m", "litecls.cli.main", "serve", "--port", "0",
+                       "--cache-dir", str(cache), *args]
+            if api_key:
+                command += ["--api-key", api_key]
         self.api_key = api_key
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from litecls import __version__
 from litecls.serve.errors import BodyLimitMiddleware, install_handlers
+from litecls.serve.fastpath import ClassifyFastPath
 from litecls.serve.metrics import MetricsMiddleware, ServeMetrics
 from litecls.serve.registry import ModelRegistry
 from litecls.serve.routers import classify, embed, health, models, web
@@ -62,6 +63,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.state.ready = False
     app.state.stopping = False
     app.state.in_flight = 0
+    metrics.queue_depth.set_function(lambda: app.state.in_flight)  # read when scraped, not per request
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(models.router)
@@ -71,4 +73,5 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(ClassifyFastPath)  # outermost of ours: the classify routes skip the rest
     return app

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, NamedTuple
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
+from starlette.datastructures import State
 
 from litecls.serve.errors import ApiError
 from litecls.serve.metrics import ServeMetrics
@@ -62,16 +64,27 @@ class ApiKeyCheck(APIKeyHeader):
         Raises:
             ApiError: 401, the key missing or wrong.
         """
-        expected = request.app.state.settings.api_key
-        if expected is None:
-            return
-        given = request.headers.get("x-api-key")
-        if given is None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            given = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-        if not key_matches(expected, given):
-            raise ApiError(401, "missing API key (X-API-Key header)" if given is None else "wrong API key",
-                           headers={"WWW-Authenticate": "Bearer"})
+        check_api_key(request.app.state.settings.api_key, request.headers)
+
+
+def check_api_key(expected: str | None, headers: Mapping[str, str]) -> None:
+    """Raise 401 unless ``headers`` carry the key ``expected`` (nothing to check when it is ``None``).
+
+    Args:
+        expected: the service's key, or ``None`` when it has none.
+        headers: the request's headers (lower-case names): ``X-API-Key``, or ``Authorization: Bearer``.
+    Raises:
+        ApiError: 401, the key missing or wrong.
+    """
+    if expected is None:
+        return
+    given = headers.get("x-api-key")
+    if given is None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    if not key_matches(expected, given):
+        raise ApiError(401, "missing API key (X-API-Key header)" if given is None else "wrong API key",
+                       headers={"WWW-Authenticate": "Bearer"})
 
 
 #: ``Depends(require_api_key)``: 401 unless the ``X-API-Key`` header (or a Bearer token) is the key.
@@ -87,10 +100,14 @@ class Service(NamedTuple):
     pool: ThreadPoolExecutor
 
 
+def service_of(state: State) -> Service:
+    """The settings, registry, metrics and pool an app keeps in ``state``."""
+    return Service(state.settings, state.registry, state.metrics, state.pool)
+
+
 async def get_service(request: Request) -> Service:
     """The service's settings, registry, metrics and pool (FastAPI solves one node, not four)."""
-    state = request.app.state
-    return Service(state.settings, state.registry, state.metrics, state.pool)
+    return service_of(request.app.state)
 
 
 Settings = Annotated[ServeSettings, Depends(get_settings)]

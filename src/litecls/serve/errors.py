@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -49,37 +47,74 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-def install_handlers(app: FastAPI) -> None:
-    """Register the JSON error handlers on ``app``."""
+def error_response(exc: Exception) -> JSONResponse:
+    """The JSON answer to an exception raised while handling a request (one mapping for every route).
 
-    @app.exception_handler(ApiError)
-    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    Args:
+        exc: what a route raised.
+    Returns:
+        ``{"error", "status"}`` with the status its type calls for: :class:`ApiError` its own (with
+        its headers and ``results``), an unknown model 404, bad labels 422, a model that cannot be
+        loaded 500, invalid request fields 422, Starlette's HTTP errors theirs, anything else 500.
+    """
+    if isinstance(exc, ApiError):
         return JSONResponse(error_body(exc.status, exc.message, exc.results), exc.status, headers=exc.headers)
-
-    @app.exception_handler(ModelNotFound)
-    async def not_found(_request: Request, exc: ModelNotFound) -> JSONResponse:
+    if isinstance(exc, ModelNotFound):
         return JSONResponse(error_body(404, str(exc)), 404)
-
-    @app.exception_handler(LabelsError)
-    async def bad_labels(_request: Request, exc: LabelsError) -> JSONResponse:
+    if isinstance(exc, LabelsError):
         return JSONResponse(error_body(422, str(exc)), 422)
-
-    @app.exception_handler(ModelFileError)
-    async def bad_model(_request: Request, exc: ModelFileError) -> JSONResponse:
+    if isinstance(exc, ModelFileError):
         return JSONResponse(error_body(500, f"model cannot be loaded: {exc}"), 500)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    if isinstance(exc, RequestValidationError):
         return JSONResponse(error_body(422, _validation_message(exc)), 422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if isinstance(exc, StarletteHTTPException):
         return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code,
                             headers=getattr(exc, "headers", None))
+    return JSONResponse(error_body(500, f"internal error: {type(exc).__name__}: {exc}"), 500)
 
-    @app.exception_handler(Exception)
-    async def crash(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(error_body(500, f"internal error: {type(exc).__name__}: {exc}"), 500)
+
+#: What routes raise on purpose; anything else is a crash, answered 500 and logged by the server.
+EXPECTED = (ApiError, ModelNotFound, LabelsError, ModelFileError, RequestValidationError,
+            StarletteHTTPException)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register :func:`error_response` as ``app``'s handler of every exception type."""
+
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(exc)
+
+    for kind in (*EXPECTED, Exception):
+        app.add_exception_handler(kind, handle)
+
+
+def too_large_response(limit: int) -> JSONResponse:
+    """413 for a body declared over ``limit`` bytes, closing the connection (the body is not read)."""
+    return JSONResponse(error_body(413, UploadTooLarge(limit).message), 413, headers={"connection": "close"})
+
+
+def declared_too_large(scope: Scope, limit: int) -> bool:
+    """True when the request's ``Content-Length`` says more than ``limit`` bytes."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.isdigit() and int(value) > limit
+    return False
+
+
+def limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` raising :class:`UploadTooLarge` once the body read so far is over ``limit`` bytes."""
+    seen = 0
+
+    async def counting_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise UploadTooLarge(limit)
+        return message
+
+    return counting_receive
 
 
 class BodyLimitMiddleware:
@@ -93,23 +128,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            body = json.dumps(error_body(413, UploadTooLarge(self.limit).message)).encode()
-            await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+        if declared_too_large(scope, self.limit):
+            await too_large_response(self.limit)(scope, receive, send)
             return
-        seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise UploadTooLarge(self.limit)
-            return message
-
-        await self.app(scope, counting_receive, send)
+        await self.app(scope, limited(receive, self.limit), send)

@@ -36,6 +36,39 @@ class ServeMetrics:
         self.image_errors = Counter("litecls_image_errors_total", "images that could not be read",
                                     registry=self.registry)
         self.models_loaded = Gauge("litecls_models_loaded", "models loaded", registry=self.registry)
+        #: the labelled children ``record`` updates, by (route, status): ``labels()`` costs a lock
+        #: and a tuple of strings per call, on the event loop of every request
+        self._answered: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._images: dict[str, Counter] = {}
+
+    def record(self, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP response of ``route`` (a path template) and observe its latency.
+
+        Args:
+            route: the route's path template (``/v1/models/{model}:classify``), or ``unmatched``.
+            status: the HTTP status answered.
+            seconds: the time from the request's arrival to its answer.
+        """
+        children = self._answered.get((route, status))
+        if children is None:
+            children = self._answered[(route, status)] = (self.requests.labels(route, str(status)),
+                                                          self.latency.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def classified(self, model: str, good: int, bad: int) -> None:
+        """Count a request's images: ``good`` classified by ``model``, ``bad`` that could not be read.
+
+        Args:
+            model: the model's name (the ``model`` label).
+            good: images classified.
+            bad: images that could not be read.
+        """
+        child = self._images.get(model)
+        if child is None:
+            child = self._images[model] = self.images.labels(model)
+        child.inc(good)
+        self.image_errors.inc(bad)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
@@ -64,7 +97,5 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            name = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(name, str(status["code"])).inc()
-            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+            name = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.record(name, status["code"], time.perf_counter() - started)

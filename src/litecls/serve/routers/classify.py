@@ -13,12 +13,15 @@ from starlette.datastructures import UploadFile
 from litecls.serve.dependencies import Service, ServiceState, Settings, require_api_key
 from litecls.serve.errors import ApiError
 from litecls.serve.pipeline import classify_uploads
+from litecls.serve.responses import FastJSONResponse
 from litecls.serve.schemas import ClassifyOptions, ClassifyResponse, ErrorResponse
 
 router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Depends(require_api_key)])
 
 _LIST_FIELDS = ("allow", "deny")
 _NOT_OPTIONS = ("model", "filename")
+#: The options of a request that gives none (read, never changed).
+DEFAULT_OPTIONS = ClassifyOptions()
 
 
 @contextlib.contextmanager
@@ -26,19 +29,18 @@ def admitted(request: Request, service: Service) -> Iterator[None]:
     """Admit a request, or answer 503 with ``Retry-After`` when ``--max-queue`` requests are in.
 
     A context manager called by the route rather than a dependency: a generator dependency
-    costs FastAPI an exit stack per request.
+    costs FastAPI an exit stack per request. The ``litecls_queue_depth`` gauge reads
+    ``in_flight`` when scraped (see ``create_app``).
     """
-    state, settings, metrics = request.app.state, service.settings, service.metrics
+    state, settings = request.app.state, service.settings
     if state.in_flight >= settings.max_queue:
         raise ApiError(503, f"busy: {state.in_flight} requests in progress (--max-queue "
                        f"{settings.max_queue}); retry shortly", headers={"Retry-After": "1"})
     state.in_flight += 1
-    metrics.queue_depth.set(state.in_flight)
     try:
         yield
     finally:
         state.in_flight -= 1
-        metrics.queue_depth.set(state.in_flight)
 
 
 def parse_options(query: dict[str, list[str]], form: dict[str, list[str]]) -> ClassifyOptions:
@@ -46,6 +48,8 @@ def parse_options(query: dict[str, list[str]], form: dict[str, list[str]]) -> Cl
     merged = {**query, **form}
     values = {key: (items if key in _LIST_FIELDS else items[-1])
               for key, items in merged.items() if key not in _NOT_OPTIONS}
+    if not values:
+        return DEFAULT_OPTIONS  # most requests: no validation to run
     try:
         return ClassifyOptions(**values)
     except ValidationError as exc:
@@ -78,7 +82,22 @@ async def read_uploads(request: Request, settings: Settings) -> tuple[list[tuple
     return [(request.query_params.get("filename") or "body", body)], {}
 
 
-async def _classify(request: Request, model_name: str | None, service: ServiceState) -> JSONResponse:
+async def classify_request(request: Request, model_name: str | None, service: Service) -> JSONResponse:
+    """Answer a classify call: admit it (or 503), read its images and options, classify them.
+
+    The work of both classify routes, whether FastAPI calls them or the service's fast path
+    (:mod:`litecls.serve.fastpath`) does; the API key is checked before.
+
+    Args:
+        request: the request (its body or multipart form, its query fields).
+        model_name: the model named in the path, or ``None`` (then the ``model`` field, or the default).
+    Returns:
+        ``{"model", "results"}``, one row per image.
+    Raises:
+        ApiError: 503 when ``--max-queue`` requests are in, 413 over ``--max-images``, 422 for
+            bad options, no image, or no image that could be read.
+        ModelNotFound, LabelsError, ModelFileError: a model that is unknown or cannot be used.
+    """
     with admitted(request, service):
         return await _admitted(request, model_name, service)
 
@@ -95,14 +114,13 @@ async def _admitted(request: Request, model_name: str | None, service: Service) 
     async with registry.use(name, options.threads) as model:
         rows = await classify_uploads(model, uploads, options, pool)
     good = sum("error" not in row for row in rows)
-    metrics.images.labels(model.offer.name).inc(good)
-    metrics.image_errors.inc(len(rows) - good)
+    metrics.classified(model.offer.name, good, len(rows) - good)
     if not good:
         message = rows[0]["error"] if len(rows) == 1 else f"none of the {len(rows)} images could be read"
         raise ApiError(422, message, results=rows)
     # The rows as they are (not re-validated into ClassifyResponse, which documents them): exactly
     # the objects `litecls classify --json` prints, plus inference_ms, with no null fields added.
-    return JSONResponse({"model": model.offer.name, "results": rows})
+    return FastJSONResponse({"model": model.offer.name, "results": rows})
 
 
 _RESPONSES = {401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
@@ -125,11 +143,11 @@ async def classify(request: Request, service: ServiceState, model: str | None = 
     Options: query or form fields (see the parameters); allow/deny repeat.
     Each image gets the row ``litecls classify --json`` prints, errors included.
     """
-    return await _classify(request, model, service)
+    return await classify_request(request, model, service)
 
 
 @router.post("/models/{model}:classify", response_model=ClassifyResponse, responses=_RESPONSES,
              openapi_extra=_BODY_DOC)
 async def classify_with(model: str, request: Request, service: ServiceState) -> JSONResponse:
     """Like ``POST /v1/classify`` with the model named in the path."""
-    return await _classify(request, model, service)
+    return await classify_request(request, model, service)

@@ -111,8 +111,7 @@ async def _admitted(request: Request, model_name: str | None, l2_normalize: bool
     results = await asyncio.gather(*(loop.run_in_executor(pool, run, n, d) for n, d in uploads))
     rows = [_row(n, r, l2_normalize, quantize) for (n, _d), r in zip(uploads, results, strict=True)]
     good = sum("error" not in row for row in rows)
-    metrics.images.labels(offer.name).inc(good)
-    metrics.image_errors.inc(len(rows) - good)
+    metrics.classified(offer.name, good, len(rows) - good)
     if not good:
         message = rows[0]["error"] if len(rows) == 1 else f"none of the {len(rows)} images could be read"
         raise ApiError(422, message, results=rows)

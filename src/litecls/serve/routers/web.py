@@ -112,7 +112,7 @@ async def _serve_frames(websocket: WebSocket, model, options: ClassifyOptions) -
                 await websocket.send_json({"seq": seq, "error": str(tensor)})
                 continue
             result = await classify_tensor(model, tensor, options, mask)
-            state.metrics.images.labels(model.offer.name).inc()
+            state.metrics.classified(model.offer.name, 1, 0)
             await websocket.send_json({
                 "seq": seq, "model": model.offer.name, "ambiguous": result.ambiguous,
                 "categories": [{"index": c.index, "score": round(c.score, 4),
