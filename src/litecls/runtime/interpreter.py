@@ -321,7 +321,8 @@ def resize_input(interpreter: Interpreter, index: int, shape: tuple[int, ...]) -
     Returns:
         True when the input now has ``shape``; False when the model cannot take it.
     """
-    former = [int(d) for d in interpreter.get_input_details()[0]["shape"]]
+    former = next([int(d) for d in detail["shape"]] for detail in interpreter.get_input_details()
+                  if detail["index"] == index)
     try:
         interpreter.resize_tensor_input(index, list(shape))
         interpreter.allocate_tensors()
